@@ -1,0 +1,109 @@
+/**
+ * `@ctr/native`: the one native addon of ctr.
+ *
+ * It holds no policy. It exposes the spawn-plan interpreter ({@link spawnPlan}), an exit
+ * watcher for pidfds ({@link ExitWatcher}) and a few syscall-level primitives. Packages above
+ * build plans; see `@ctr/namespaces` for the API users meet.
+ *
+ * @example
+ * ```ts
+ * import { spawnPlan, ExitWatcher, Op } from '@ctr/native'
+ * const { pid, pidfd } = await spawnPlan({
+ *   cloneFlags: 0, joins: [], twoStage: false, parentWrites: [],
+ *   fds: [0, 1, 2].map((fd) => ({ source: fd, target: fd })),
+ *   steps: [{ op: Op.Chdir, s: ['/'] }],
+ *   exec: { path: 'true', argv: ['true'], env: [], search: '/usr/bin:/bin' },
+ * })
+ * new ExitWatcher(pidfd, (code, signal) => console.log(pid, code, signal))
+ * ```
+ * @packageDocumentation
+ */
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+
+export * from './plan.js'
+export * from './constants.js'
+import type { SpawnPlan } from './plan.js'
+
+/** What the addon exports, as TypeScript sees it. */
+interface Addon {
+  spawn(plan: SpawnPlan): Promise<{ pid: number; pidfd: number }>
+  ExitWatcher: new (pidfd: number, onExit: (code: number | null, signal: number | null) => void) => ExitWatcher
+  pipe(): [number, number]
+  close(fd: number): void
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void
+  umount2(target: string, flags: number): void
+  eventfd(initval: number, flags: number): number
+  pidfdOpen(pid: number): number
+}
+
+/**
+ * Watches a child through its pidfd on Node's event loop and reaps it with
+ * `waitid(P_PIDFD)` when it exits. It takes ownership of the pidfd. It keeps the event loop
+ * alive until the child exits, unless {@link ExitWatcher.unref} is called.
+ */
+export interface ExitWatcher {
+  /** Sends a signal with `pidfd_send_signal` (never to a recycled pid). */
+  kill(signal: number): void
+  /** Keeps the event loop alive while the child runs (the default). */
+  ref(): void
+  /** Lets the event loop exit while the child still runs. */
+  unref(): void
+}
+
+function findAddon(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  return path.join(here, '..', 'build', 'Release', 'ctr_native.node')
+}
+
+let loaded: Addon | undefined
+
+/** Loads the compiled addon once. Throws an error with code `ERR_CTR_NATIVE_MISSING` if it was not built. */
+export function addon(): Addon {
+  if (loaded) return loaded
+  if (process.platform !== 'linux') {
+    throw Object.assign(new Error(`@ctr/native runs on Linux only (this is ${process.platform})`), {
+      code: 'ERR_CTR_NATIVE_PLATFORM',
+    })
+  }
+  const file = findAddon()
+  try {
+    loaded = createRequire(import.meta.url)(file) as Addon
+  } catch (err) {
+    throw Object.assign(
+      new Error(`cannot load the ctr native addon at ${file}: ${(err as Error).message}; build it with \`pnpm --filter @ctr/native build\``),
+      { code: 'ERR_CTR_NATIVE_MISSING', cause: err },
+    )
+  }
+  return loaded
+}
+
+/**
+ * Runs a spawn plan: clones the child with the plan's namespaces, does the parent's part
+ * while the child waits, and resolves once the program has exec'd. On failure it rejects
+ * with an error whose `code` is the errno name and whose `phase`/`index` locate the failing
+ * part of the plan (see {@link Phase}); no process is left behind.
+ */
+export function spawnPlan(plan: SpawnPlan): Promise<{ pid: number; pidfd: number }> {
+  return addon().spawn(plan)
+}
+
+/** Creates an {@link ExitWatcher} for a pidfd (which it then owns). */
+export function watchExit(pidfd: number, onExit: (code: number | null, signal: number | null) => void): ExitWatcher {
+  return new (addon().ExitWatcher)(pidfd, onExit)
+}
+
+/** `pipe2(O_CLOEXEC)`: returns `[readEnd, writeEnd]`. */
+export const pipe = (): [number, number] => addon().pipe()
+/** `close(2)`. */
+export const close = (fd: number): void => addon().close(fd)
+/** `mount(2)` in the calling process's mount namespace. Errors carry `code`, `syscall`, `path`. */
+export const mount = (source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void =>
+  addon().mount(source, target, fstype, flags, data)
+/** `umount2(2)`. */
+export const umount2 = (target: string, flags = 0): void => addon().umount2(target, flags)
+/** `eventfd(2)` with `EFD_CLOEXEC` added. */
+export const eventfd = (initval = 0, flags = 0): number => addon().eventfd(initval, flags)
+/** `pidfd_open(2)`. */
+export const pidfdOpen = (pid: number): number => addon().pidfdOpen(pid)
