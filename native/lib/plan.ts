@@ -53,6 +53,8 @@ export const Op = {
   WriteFile: 23,
   /** s: [path]: /dev/null over a file, an empty read-only tmpfs over a directory; missing is fine */
   MaskPath: 24,
+  /** s: [path]: bind it onto itself read-only; missing is fine */
+  ReadonlyPath: 25,
 } as const
 export type Op = (typeof Op)[keyof typeof Op]
 

@@ -129,6 +129,7 @@ void parse_steps(Plan& plan, Napi::Env env, Napi::Array arr) {
       case Op::SetDomainname:
       case Op::Umount:
       case Op::MaskPath:
+      case Op::ReadonlyPath:
         need(0);
         break;
       case Op::CapSet:

@@ -185,6 +185,16 @@ long run_step(const Step& s) {
         return sys(__NR_mount, "tmpfs", s.s[0], "tmpfs", MS_RDONLY, "size=0k");
       return sys(__NR_mount, "/dev/null", s.s[0], 0, MS_BIND, 0);
     }
+    case Op::ReadonlyPath: {
+      long r = sys(__NR_mount, s.s[0], s.s[0], 0, MS_BIND | MS_REC, 0);
+      if (r == -ENOENT) return 0;
+      if (failed(r)) return r;
+      struct statfs st;
+      r = sys(__NR_statfs, s.s[0], &st);
+      if (failed(r)) return r;
+      return sys(__NR_mount, 0, s.s[0], 0,
+                 MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags_of(st), 0);
+    }
     case Op::Count:
       break;
   }

@@ -40,6 +40,7 @@ enum class Op : int32_t {
   WriteFile = 23,     // s0 path, s1 content
   MaskPath = 24,      // s0 path: bind /dev/null over a file, or a read-only tmpfs over a dir;
                       // a missing path is fine (runc's masked paths)
+  ReadonlyPath = 25,  // s0 path: bind it onto itself read-only; a missing path is fine
   Count
 };
 

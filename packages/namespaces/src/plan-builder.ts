@@ -1,0 +1,31 @@
+import { Op, type Step } from '@ctr/native'
+
+/** What a step is, in words, for errors: `mount proc on /proc`. */
+export interface StepLabel {
+  step: string
+  syscall: string
+  path?: string
+}
+
+/**
+ * Collects the child's steps together with a label for each, so that a failure reported by
+ * index ("step 7, EPERM") becomes "mount proc on /proc: EPERM".
+ */
+export class StepList {
+  readonly steps: Step[] = []
+  readonly labels: StepLabel[] = []
+
+  add(step: Step, label: StepLabel): this {
+    this.steps.push(step)
+    this.labels.push(label)
+    return this
+  }
+
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null, label: string): this {
+    return this.add({ op: Op.Mount, s: [source, target, fstype, data], n: [flags] }, { step: label, syscall: 'mount', path: target })
+  }
+
+  mkdir(path: string, mode: number, shown = path): this {
+    return this.add({ op: Op.Mkdir, s: [path], n: [mode] }, { step: `mkdir ${shown}`, syscall: 'mkdir', path })
+  }
+}
