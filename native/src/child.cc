@@ -251,7 +251,7 @@ int highest_target_fd(const Plan* plan) {
 void clone_stage_two(const Plan* plan) {
   // A plain fork-style clone: stage 2 gets its own copy of memory, so it may mark itself
   // non-dumpable (it is about to live in a namespace somebody else's processes share).
-  long flags = (long)(plan->clone_flags | CLONE_PARENT);
+  long flags = (long)(plan->clone_flags | CLONE_PARENT | SIGCHLD);
   long pid = sys(__NR_clone, flags, 0, 0, 0, 0);
   if (failed(pid)) fail(plan, Phase::Clone, 0, pid);
   if (pid == 0) return;  // stage 2 continues in ctr_child_main
