@@ -2,7 +2,7 @@ import { Op, type SpawnPlan } from '@ctr/native'
 import { InvalidOptionsError } from './errors.js'
 import { enterSchema, parseOptions } from './options.js'
 import { namespaceIds, NAMESPACE_TYPES, type NamespaceType } from './ids.js'
-import { environment, Joins, launch, stdioOf } from './launch.js'
+import { environment, launch, openResources } from './launch.js'
 import { StepList } from './plan-builder.js'
 import { addProcessSteps } from './process-steps.js'
 import type { Child, EnterOptions } from './types.js'
@@ -39,22 +39,16 @@ export async function enter(pid: number, options: EnterOptions): Promise<Child> 
   addProcessSteps(steps, o, o.user, true)
 
   const env = environment(o.env)
-  const stdio = stdioOf(o)
-  let joins: Joins
-  try {
-    joins = new Joins(targets)
-  } catch (err) {
-    stdio.dispose()
-    throw err
-  }
+  const { stdio, joins, placement } = openResources(o, targets)
   const plan: SpawnPlan = {
     cloneFlags: 0,
     joins: joins.entries,
     twoStage: joins.twoStage,
-    parentWrites: [],
+    ...(placement.fd === undefined ? {} : { cgroupFd: placement.fd, cgroupPath: placement.path! }),
+    parentWrites: placement.writes,
     fds: stdio.moves,
     steps: steps.steps,
     exec: { path: o.argv[0]!, argv: o.argv, env: env.list, search: env.path },
   }
-  return launch({ plan, steps, joins, stdio, signal: o.signal })
+  return launch({ plan, steps, joins, placement, stdio, signal: o.signal })
 }

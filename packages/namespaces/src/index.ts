@@ -37,4 +37,5 @@ export type {
   Stdio,
   Rlimits,
   CapabilitySets,
+  CgroupPlacement,
 } from './types.js'

@@ -2,14 +2,14 @@
  * Shared tail of spawn() and enter(): hand the plan to the native interpreter, turn a failure
  * into a SpawnError that names the step, and wrap a success in a RunningChild.
  */
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, constants, openSync } from 'node:fs'
 import { CloneFlag, Phase, spawnPlan, type SpawnPlan } from '@ctr/native'
 import { RunningChild } from './child.js'
 import { AbortError, SpawnError } from './errors.js'
 import type { NamespaceType } from './ids.js'
 import type { StepList } from './plan-builder.js'
 import { StdioSet } from './stdio.js'
-import type { Child, ProcessOptions } from './types.js'
+import type { CgroupPlacement, Child, ProcessOptions } from './types.js'
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
@@ -62,6 +62,32 @@ export class Joins {
   }
 }
 
+/**
+ * The child's cgroups: an open cgroup2 directory for CLONE_INTO_CGROUP, and the v1
+ * `cgroup.procs` files the parent writes while the child waits.
+ */
+export class Placement {
+  readonly fd: number | undefined
+  readonly path: string | undefined
+  readonly writes: { path: string; data: string }[]
+
+  constructor(placement: CgroupPlacement | undefined) {
+    this.path = placement?.unified
+    this.writes = (placement?.legacy ?? []).map((dir) => ({ path: `${dir}/cgroup.procs`, data: '{pid}' }))
+    if (this.path === undefined) return
+    try {
+      this.fd = openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      throw new SpawnError(`open cgroup ${this.path}`, e.errno === undefined ? 2 : -e.errno, { syscall: 'open', path: this.path, cause: err })
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd)
+  }
+}
+
 export function environment(env: Record<string, string> | undefined): { list: string[]; path: string } {
   const e = env ?? { PATH: DEFAULT_PATH }
   return { list: Object.entries(e).map(([k, v]) => `${k}=${v}`), path: e.PATH ?? DEFAULT_PATH }
@@ -93,11 +119,12 @@ export interface LaunchContext {
   plan: SpawnPlan
   steps: StepList
   joins: Joins
+  placement: Placement
   stdio: StdioSet
   signal: AbortSignal | undefined
 }
 
-/** Runs the plan; owns (and always closes) the joins' fds and the stdio fds. */
+/** Runs the plan; owns (and always closes) the joins' fds, the cgroup fd and the stdio fds. */
 export async function launch(ctx: LaunchContext): Promise<Child> {
   let result: { pid: number; pidfd: number }
   try {
@@ -118,6 +145,7 @@ export async function launch(ctx: LaunchContext): Promise<Child> {
     throw err
   } finally {
     ctx.joins.close()
+    ctx.placement.close()
   }
   const child = new RunningChild(result.pid, result.pidfd, ctx.stdio.commit())
   const signal = ctx.signal
@@ -135,4 +163,19 @@ export async function launch(ctx: LaunchContext): Promise<Child> {
 /** The stdio and extra fds of a process's options. */
 export function stdioOf(o: ProcessOptions): StdioSet {
   return new StdioSet(o.stdio ?? ['ignore', 'inherit', 'inherit'], o.fds ?? [])
+}
+
+/** Opens what a plan needs (stdio, namespace files, cgroup), closing all of it if any part fails. */
+export function openResources(o: ProcessOptions, targets: Partial<Record<NamespaceType, number | string>>): { stdio: StdioSet; joins: Joins; placement: Placement } {
+  const stdio = stdioOf(o)
+  let joins: Joins | undefined
+  try {
+    joins = new Joins(targets)
+    const placement = new Placement(o.cgroup)
+    return { stdio, joins, placement }
+  } catch (err) {
+    joins?.close()
+    stdio.dispose()
+    throw err
+  }
 }

@@ -70,6 +70,7 @@ const processFields = {
   fds: z.array(fd).max(61).optional(),
   setsid: z.boolean().optional(),
   controllingTerminal: z.number().int().min(0).max(63).optional(),
+  cgroup: z.strictObject({ unified: absolutePath.optional(), legacy: z.array(absolutePath).optional() }).optional(),
   signal: z.instanceof(AbortSignal).optional(),
 }
 

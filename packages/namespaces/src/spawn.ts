@@ -1,6 +1,6 @@
 import { Op, type SpawnPlan } from '@ctr/native'
 import { parseOptions, spawnSchema } from './options.js'
-import { environment, Joins, launch, NS_FLAG, stdioOf } from './launch.js'
+import { environment, launch, NS_FLAG, openResources } from './launch.js'
 import { StepList } from './plan-builder.js'
 import { addHostnameSteps, addProcessSteps } from './process-steps.js'
 import { addRootfsSteps } from './rootfs.js'
@@ -81,22 +81,16 @@ export async function spawn(options: SpawnOptions): Promise<Child> {
   for (const t of created) cloneFlags |= NS_FLAG[t]
 
   const env = environment(o.env)
-  const stdio = stdioOf(o)
-  let joins: Joins
-  try {
-    joins = new Joins(o.join ?? {})
-  } catch (err) {
-    stdio.dispose()
-    throw err
-  }
+  const { stdio, joins, placement } = openResources(o, o.join ?? {})
   const plan: SpawnPlan = {
     cloneFlags,
     joins: joins.entries,
     twoStage: joins.twoStage,
-    parentWrites,
+    ...(placement.fd === undefined ? {} : { cgroupFd: placement.fd, cgroupPath: placement.path! }),
+    parentWrites: [...parentWrites, ...placement.writes],
     fds: stdio.moves,
     steps: steps.steps,
     exec: { path: o.argv[0]!, argv: o.argv, env: env.list, search: env.path },
   }
-  return launch({ plan, steps, joins, stdio, signal: o.signal })
+  return launch({ plan, steps, joins, placement, stdio, signal: o.signal })
 }

@@ -78,8 +78,21 @@ export interface ProcessOptions {
   setsid?: boolean
   /** Make this child fd (e.g. 0) the controlling terminal; implies `setsid`. */
   controllingTerminal?: number
+  /** The cgroups the child is in before it execs (`@ctr/cgroups` computes these). */
+  cgroup?: CgroupPlacement
   /** Aborting kills the child with SIGKILL (or rejects before it starts). */
   signal?: AbortSignal
+}
+
+/**
+ * Where a child is placed before its first instruction runs, so no fork of it can escape
+ * the limits.
+ */
+export interface CgroupPlacement {
+  /** A cgroup2 directory: the child is cloned straight into it (`CLONE_INTO_CGROUP`). */
+  unified?: string
+  /** cgroup v1 directories: the parent writes the child's pid into each `cgroup.procs` while the child waits. */
+  legacy?: string[]
 }
 
 /** Options of {@link spawn}. */
