@@ -326,6 +326,9 @@ class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
   // On the JavaScript thread, after the reaper has reaped the child.
   void Finish(Napi::Env env, Napi::Function cb, int code, int sig) {
     exited_ = true;
+    // Reaped: the pid may be reused from now on, and the pidfd would only pin a dead task.
+    close(pidfd_);
+    pidfd_ = -1;
     Napi::HandleScope scope(env);
     Napi::Value c = code >= 0 ? Napi::Number::New(env, code) : env.Null();
     Napi::Value s = sig >= 0 ? Napi::Number::New(env, sig) : env.Null();
@@ -337,8 +340,9 @@ class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
   Napi::Value Kill(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int sig = (int)get_int(env, info[0], "signal");
-    // The pidfd stays open until this object is collected, so a reaped child's pid can never
-    // be confused with a new process: the kernel answers ESRCH.
+    // Signals go through the pidfd, never a pid that might have been recycled; once the child
+    // is reaped there is nothing left to signal.
+    if (exited_) throw errno_error(env, ESRCH, "pidfd_send_signal", "");
     if (syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) < 0)
       throw errno_error(env, errno, "pidfd_send_signal", "");
     return env.Undefined();

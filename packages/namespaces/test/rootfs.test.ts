@@ -1,0 +1,297 @@
+/**
+ * The mount-namespace setup of a root filesystem: pivot_root into a busybox rootfs, /proc,
+ * /dev, /sys, masked and read-only paths, a read-only root, bind and tmpfs mounts.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { busyboxRootfs } from '@ctr/fixtures'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { namespaceId } from '../src/index.js'
+import { numericEntries, run, safeRm, tempDir, type SpawnOpts } from './helpers/util.js'
+
+type RootfsOpts = NonNullable<SpawnOpts['rootfs']>
+
+let dir: string
+let root: string
+let hostData: string
+
+beforeAll(async () => {
+  dir = tempDir()
+  root = await busyboxRootfs(path.join(dir, 'rootfs'))
+  fs.writeFileSync(path.join(root, '.marker'), 'marker-content\n')
+  fs.mkdirSync(path.join(root, 'masked-dir'))
+  fs.writeFileSync(path.join(root, 'masked-dir', 'secret'), 'secret\n')
+  hostData = path.join(dir, 'data')
+  fs.mkdirSync(hostData)
+  fs.writeFileSync(path.join(hostData, 'hello.txt'), 'hello from the host\n')
+})
+
+afterAll(async () => {
+  await safeRm(dir)
+})
+
+/** Runs `sh -c script` in the rootfs with new mnt+pid namespaces. */
+function box(script: string, extra: Partial<SpawnOpts> = {}, rootfs: Partial<RootfsOpts> = {}) {
+  return run({
+    argv: ['/bin/sh', '-c', script],
+    namespaces: ['mnt', 'pid'],
+    ...extra,
+    rootfs: { path: root, ...rootfs },
+  })
+}
+
+interface MountEntry {
+  source: string
+  type: string
+  opts: string[]
+}
+
+/** /proc/mounts text -> mount point -> the topmost entry. */
+function parseMounts(text: string): Map<string, MountEntry> {
+  const m = new Map<string, MountEntry>()
+  for (const line of text.split('\n').filter(Boolean)) {
+    const [source = '', target = '', type = '', opts = ''] = line.split(' ')
+    m.set(target.replace(/\\040/g, ' '), { source, type, opts: opts.split(',') })
+  }
+  return m
+}
+
+async function containerMounts(extra: Partial<SpawnOpts> = {}, rootfs: Partial<RootfsOpts> = {}) {
+  const r = await box('cat /proc/mounts', extra, rootfs)
+  expect(r.code, r.stderr).toBe(0)
+  return parseMounts(r.stdout)
+}
+
+describe('root filesystem', () => {
+  it('pivots into the rootfs: its files are at /, the host tree is gone', async () => {
+    const hostOnly = path.dirname(fileURLToPath(import.meta.url))
+    const r = await box(`cat /.marker; test -e ${hostOnly} && echo host-visible || echo host-absent; readlink /proc/self/exe`)
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('marker-content\nhost-absent\n/bin/busybox\n')
+  })
+
+  it('no mount of the host tree is left inside (old root detached)', async () => {
+    const r = await box('cat /proc/self/mountinfo')
+    expect(r.code, r.stderr).toBe(0)
+    const points = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' ')[4] ?? '')
+    expect(points).toContain('/')
+    const outside = points.filter((p) => p !== '/' && !/^\/(proc|dev|sys)(\/|$)/.test(p))
+    expect(outside).toEqual([])
+  })
+
+  it('argv[0] is searched in PATH inside the new root', async () => {
+    const r = await run({ argv: ['readlink', '/proc/self/exe'], namespaces: ['mnt'], rootfs: { path: root } })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('/bin/busybox\n')
+  })
+
+  it('cwd is a path inside the new root', async () => {
+    const r = await run({ argv: ['pwd'], namespaces: ['mnt'], rootfs: { path: root }, cwd: '/etc' })
+    expect(r.stdout).toBe('/etc\n')
+  })
+
+  it('does not change the mount namespace of the caller', async () => {
+    const before = await namespaceId('self', 'mnt')
+    await box('true')
+    expect(await namespaceId('self', 'mnt')).toBe(before)
+    expect(fs.readdirSync(path.join(root, 'proc'))).toEqual([])
+    expect(fs.readdirSync(path.join(root, 'sys'))).toEqual([])
+  })
+})
+
+describe('/proc', () => {
+  it('is a proc mount', async () => {
+    const mounts = await containerMounts()
+    expect(mounts.get('/proc')?.type).toBe('proc')
+  })
+
+  it('with a pid namespace, lists only the processes created inside', async () => {
+    // `; true` keeps sh alive as pid 1 while ls runs as pid 2
+    const r = await box('ls /proc; true')
+    expect(r.code, r.stderr).toBe(0)
+    expect(numericEntries(r.stdout)).toEqual([1, 2])
+  })
+
+  it('ps shows sh as pid 1', async () => {
+    const r = await box('ps -o pid,comm; true')
+    expect(r.code, r.stderr).toBe(0)
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+    expect(rows).toEqual([
+      ['1', 'sh'],
+      ['2', 'ps'],
+    ])
+  })
+})
+
+describe('/dev', () => {
+  it('has the standard character devices with the right numbers', async () => {
+    const r = await box('for d in null zero full random urandom tty; do stat -c "%n %F %t:%T" /dev/$d; done')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.trim().split('\n')).toEqual([
+      '/dev/null character special file 1:3',
+      '/dev/zero character special file 1:5',
+      '/dev/full character special file 1:7',
+      '/dev/random character special file 1:8',
+      '/dev/urandom character special file 1:9',
+      '/dev/tty character special file 5:0',
+    ])
+  })
+
+  it('the devices work: null swallows, zero gives zeros, full is full', async () => {
+    const r = await box('echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | od -An -tx1; echo x > /dev/full')
+    expect(r.stdout.replace(/[ \t]+/g, ' ')).toBe('null-ok\n 00 00 00 00\n')
+    expect(r.stderr).toMatch(/No space left on device/)
+  })
+
+  it('has /dev/ptmx and a devpts /dev/pts', async () => {
+    const r = await box('stat -c "%F %t:%T" /dev/ptmx; readlink /dev/ptmx; ls /dev/pts; true')
+    const lines = r.stdout.trim().split('\n')
+    // either the ptmx device node or a symlink to pts/ptmx (as runc does)
+    const ptmxOk = lines[0] === 'character special file 5:2' || (lines[0] === 'symbolic link 0:0' && lines[1] === 'pts/ptmx') || lines[0] === 'symbolic link'
+    expect(ptmxOk, r.stdout).toBe(true)
+    expect(r.stdout).toMatch(/^ptmx$/m)
+    const mounts = await containerMounts()
+    expect(mounts.get('/dev/pts')?.type).toBe('devpts')
+  })
+
+  it('has a tmpfs /dev/shm and the /dev/fd symlink', async () => {
+    const mounts = await containerMounts()
+    expect(mounts.get('/dev/shm')?.type).toBe('tmpfs')
+    const r = await box('readlink /dev/fd; ls /dev/fd/ >/dev/null && echo fd-ok')
+    expect(r.stdout).toBe('/proc/self/fd\nfd-ok\n')
+  })
+
+  it('does not expose host devices such as disks', async () => {
+    const host = fs.readdirSync('/dev').filter((d) => /^(vd|sd|nvme|loop)/.test(d))
+    const r = await box('ls /dev')
+    const inside = r.stdout.split(/\s+/).filter((d) => /^(vd|sd|nvme|loop)/.test(d))
+    expect(inside).toEqual([])
+    expect(host.length).toBeGreaterThan(0)
+  })
+})
+
+describe('/sys', () => {
+  it('is a read-only sysfs', async () => {
+    const mounts = await containerMounts()
+    expect(mounts.get('/sys')?.type).toBe('sysfs')
+    expect(mounts.get('/sys')?.opts).toContain('ro')
+    const r = await box('touch /sys/x')
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/Read-only file system/)
+  })
+
+  it('with a new net namespace, /sys/class/net shows only lo', async () => {
+    const r = await box('ls /sys/class/net', { namespaces: ['mnt', 'pid', 'net'] })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.split(/\s+/).filter(Boolean)).toEqual(['lo'])
+  })
+})
+
+describe('masked and read-only paths', () => {
+  it('masks /proc/keys, /proc/timer_list, /sys/firmware (and /proc/kcore) by default', async () => {
+    // the host has content there, or this test would prove nothing
+    expect(fs.readFileSync('/proc/keys', 'utf8').length + fs.readFileSync('/proc/timer_list', 'utf8').length).toBeGreaterThan(0)
+    expect(fs.readdirSync('/sys/firmware').length).toBeGreaterThan(0)
+    const hasKcore = fs.existsSync('/proc/kcore') // not every kernel has it (CONFIG_PROC_KCORE)
+    const r = await box(`cat /proc/keys /proc/timer_list | wc -c; ls -A /sys/firmware | wc -l${hasKcore ? '; stat -c %s /proc/kcore' : ''}`)
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toBe('')
+    expect(r.stdout.trim().split(/\s+/)).toEqual(hasKcore ? ['0', '0', '0'] : ['0', '0'])
+  })
+
+  it('makes /proc/sys read-only by default', async () => {
+    const r = await box('echo evil > /proc/sys/kernel/hostname', { namespaces: ['mnt', 'pid', 'uts'] })
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/Read-only file system/)
+    const mounts = await containerMounts()
+    expect(mounts.get('/proc/sys')?.opts).toContain('ro')
+  })
+
+  it('masks the given files and directories', async () => {
+    const r = await box('cat /etc/group; ls -A /masked-dir | wc -l', {}, { maskedPaths: ['/etc/group', '/masked-dir'] })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.trim()).toBe('0')
+    // the host files are untouched
+    expect(fs.readFileSync(path.join(root, 'masked-dir', 'secret'), 'utf8')).toBe('secret\n')
+  })
+
+  it('makes the given paths read-only, the rest stays writable', async () => {
+    const r = await box('touch /etc/x; touch /tmp/ok && echo tmp-ok; rm -f /tmp/ok', {}, { readonlyPaths: ['/etc'] })
+    expect(r.stderr).toMatch(/Read-only file system/)
+    expect(r.stdout).toBe('tmp-ok\n')
+    expect(fs.existsSync(path.join(root, 'etc', 'x'))).toBe(false)
+  })
+})
+
+describe('readonly root', () => {
+  it('readonly: true makes / read-only', async () => {
+    const r = await box('touch /x', {}, { readonly: true })
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/Read-only file system/)
+    expect(fs.existsSync(path.join(root, 'x'))).toBe(false)
+    const mounts = await containerMounts({}, { readonly: true })
+    expect(mounts.get('/')?.opts).toContain('ro')
+  })
+
+  it('a tmpfs mount stays writable under a read-only root', async () => {
+    const r = await box('echo data > /tmp/f && cat /tmp/f', {}, { readonly: true, mounts: [{ type: 'tmpfs', target: '/tmp' }] })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('data\n')
+    expect(fs.existsSync(path.join(root, 'tmp', 'f'))).toBe(false)
+  })
+})
+
+describe('extra mounts', () => {
+  it('a bind mount shows the host directory, and writes reach the host', async () => {
+    const r = await box('cat /data/hello.txt && echo inside > /data/written', {}, {
+      mounts: [{ type: 'bind', source: hostData, target: '/data' }],
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('hello from the host\n')
+    expect(fs.readFileSync(path.join(hostData, 'written'), 'utf8')).toBe('inside\n')
+    fs.rmSync(path.join(hostData, 'written'))
+  })
+
+  it('a readonly bind mount is readable and not writable', async () => {
+    const r = await box('cat /ro/hello.txt; touch /ro/new', {}, {
+      mounts: [{ type: 'bind', source: hostData, target: '/ro', readonly: true }],
+    })
+    expect(r.stdout).toBe('hello from the host\n')
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/Read-only file system/)
+    expect(fs.existsSync(path.join(hostData, 'new'))).toBe(false)
+  })
+
+  it('a single file can be bind-mounted', async () => {
+    const r = await box('cat /etc/hello.txt', {}, {
+      mounts: [{ type: 'bind', source: path.join(hostData, 'hello.txt'), target: '/etc/hello.txt' }],
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('hello from the host\n')
+  })
+
+  it('a tmpfs mount is present with its size and mode, and private to the container', async () => {
+    const mounts = await containerMounts({}, { mounts: [{ type: 'tmpfs', target: '/scratch', size: '1m', mode: 0o700 }] })
+    const m = mounts.get('/scratch')
+    expect(m?.type).toBe('tmpfs')
+    expect(m?.opts).toContain('size=1024k')
+    expect(m?.opts).toContain('mode=700')
+    const r = await box('echo x > /scratch/f && cat /scratch/f', {}, { mounts: [{ type: 'tmpfs', target: '/scratch' }] })
+    expect(r.stdout).toBe('x\n')
+    expect(fs.existsSync(path.join(root, 'scratch', 'f'))).toBe(false)
+  })
+
+  it('a readonly tmpfs is not writable', async () => {
+    const r = await box('touch /scratch/f', {}, { mounts: [{ type: 'tmpfs', target: '/scratch', readonly: true }] })
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/Read-only file system/)
+  })
+})
