@@ -23,16 +23,21 @@ export async function namespaceId(pid: number | 'self', type: NamespaceType): Pr
 
 /** Every namespace id of a process; types this kernel lacks are left out. */
 export async function namespaceIds(pid: number | 'self'): Promise<Partial<Record<NamespaceType, number>>> {
-  const ids: Partial<Record<NamespaceType, number>> = {}
-  await Promise.all(
+  const found = await Promise.all(
     NAMESPACE_TYPES.map(async (type) => {
       try {
-        ids[type] = await namespaceId(pid, type)
+        return await namespaceId(pid, type)
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        return undefined
       }
     }),
   )
+  // Keys in NAMESPACE_TYPES order, whatever order the stats finished in.
+  const ids: Partial<Record<NamespaceType, number>> = {}
+  NAMESPACE_TYPES.forEach((type, i) => {
+    if (found[i] !== undefined) ids[type] = found[i]
+  })
   return ids
 }
 
