@@ -83,9 +83,10 @@ export function addon(): Addon {
  * Runs a spawn plan: clones the child with the plan's namespaces, does the parent's part
  * while the child waits, and resolves once the program has exec'd. On failure it rejects
  * with an error whose `code` is the errno name and whose `phase`/`index` locate the failing
- * part of the plan (see {@link Phase}); no process is left behind.
+ * part of the plan (see {@link Phase}); no process is left behind. A malformed plan rejects
+ * with a TypeError naming the field, before anything is cloned.
  */
-export function spawnPlan(plan: SpawnPlan): Promise<{ pid: number; pidfd: number }> {
+export async function spawnPlan(plan: SpawnPlan): Promise<{ pid: number; pidfd: number }> {
   return addon().spawn(plan)
 }
 
