@@ -134,6 +134,16 @@ long clone_child(Plan& plan, Stack& stack, bool* into_cgroup, int* pidfd) {
 
 }  // namespace
 
+// Writes `data` to an existing file (uid_map, cgroup.procs …). Returns 0 or an errno.
+static int write_file(const std::string& path, const std::string& data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = write(fd, data.data(), data.size());
+  int e = n < 0 ? errno : (size_t)n != data.size() ? EIO : 0;
+  close(fd);
+  return e;
+}
+
 SpawnOutcome spawn_process(Plan& plan) {
   SpawnOutcome out;
   auto parent_error = [&](const char* syscall_name, const std::string& path, int err) {
@@ -141,6 +151,14 @@ SpawnOutcome spawn_process(Plan& plan) {
     out.phase = -1;
     out.syscall = syscall_name;
     out.path = path;
+    return out;
+  };
+  // After the child (already reaped) reported a failure, or the report pipe broke.
+  auto child_error = [&](long n, const ChildReport& rep) {
+    if (n != (long)sizeof rep) return parent_error("read", "spawn report pipe", n < 0 ? (int)-n : EPIPE);
+    out.err = rep.err;
+    out.phase = rep.phase;
+    out.index = rep.index;
     return out;
   };
 
@@ -186,13 +204,7 @@ SpawnOutcome spawn_process(Plan& plan) {
       target_fd.reset((int)pfd);
     } else {
       reap(first_fd.fd);
-      if (n == (long)sizeof rep) {
-        out.err = rep.err;
-        out.phase = rep.phase;
-        out.index = rep.index;
-        return out;
-      }
-      return parent_error("read", "spawn report pipe", n < 0 ? (int)-n : EPIPE);
+      return child_error(n, rep);
     }
   } else {
     target_fd.reset(first_fd.release());
@@ -200,18 +212,7 @@ SpawnOutcome spawn_process(Plan& plan) {
 
   for (const Plan::ParentWrite& w : plan.parent_writes) {
     std::string path = replace_pid(w.path, pid);
-    std::string data = replace_pid(w.data, pid);
-    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    int e = 0;
-    if (fd < 0) {
-      e = errno;
-    } else {
-      ssize_t n = write(fd, data.data(), data.size());
-      if (n < 0) e = errno;
-      else if ((size_t)n != data.size()) e = EIO;
-      close(fd);
-    }
-    if (e) {
+    if (int e = write_file(path, replace_pid(w.data, pid))) {
       kill_and_reap(target_fd.fd);
       return parent_error("write", path, e);
     }
@@ -233,13 +234,7 @@ SpawnOutcome spawn_process(Plan& plan) {
     return out;
   }
   reap(target_fd.fd);
-  if (n == (long)sizeof rep) {
-    out.err = rep.err;
-    out.phase = rep.phase;
-    out.index = rep.index;
-    return out;
-  }
-  return parent_error("read", "spawn report pipe", n < 0 ? (int)-n : EPIPE);
+  return child_error(n, rep);
 }
 
 }  // namespace ctr
