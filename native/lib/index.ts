@@ -30,6 +30,7 @@ import type { SpawnPlan } from './plan.js'
 interface Addon {
   spawn(plan: SpawnPlan): Promise<{ pid: number; pidfd: number }>
   ExitWatcher: new (pidfd: number, onExit: (code: number | null, signal: number | null) => void) => ExitWatcher
+  EventfdWatcher: new (fd: number, onSignal: (count: number) => void) => EventfdWatcher
   pipe(): [number, number]
   close(fd: number): void
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void
@@ -50,6 +51,16 @@ export interface ExitWatcher {
   ref(): void
   /** Lets the event loop exit while the child still runs. */
   unref(): void
+}
+
+/**
+ * Watches an eventfd (for example one registered for cgroup v1 OOM notifications) and calls
+ * back with its counter each time it is signalled. It owns the fd and closes it in
+ * {@link EventfdWatcher.close}. It does not keep the event loop alive.
+ */
+export interface EventfdWatcher {
+  /** Stops watching and closes the eventfd. Idempotent. */
+  close(): void
 }
 
 function findAddon(): string {
@@ -93,6 +104,11 @@ export async function spawnPlan(plan: SpawnPlan): Promise<{ pid: number; pidfd: 
 /** Creates an {@link ExitWatcher} for a pidfd (which it then owns). */
 export function watchExit(pidfd: number, onExit: (code: number | null, signal: number | null) => void): ExitWatcher {
   return new (addon().ExitWatcher)(pidfd, onExit)
+}
+
+/** Creates an {@link EventfdWatcher} for an eventfd (which it then owns). */
+export function watchEventfd(fd: number, onSignal: (count: number) => void): EventfdWatcher {
+  return new (addon().EventfdWatcher)(fd, onSignal)
 }
 
 /** `pipe2(O_CLOEXEC)`: returns `[readEnd, writeEnd]`. */

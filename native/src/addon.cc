@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "plan.h"
+#include "poller.h"
 #include "spawn.h"
 
 namespace ctr {
@@ -245,8 +246,9 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
 
 // Watches a child's pidfd and calls back (code, signal) on the JavaScript thread once it has
 // exited and been reaped with waitid(P_PIDFD). It never reaps anything else, so Node's own
-// child_process keeps working beside it. Waiting happens on one reaper thread (epoll over
-// every pidfd), which keeps this Node-API only: no libuv headers, no thread per child.
+// child_process keeps working beside it. Waiting happens on the addon's poller thread (epoll over
+// every pidfd, see poller.h), which keeps this Node-API only: no libuv headers, no thread
+// per child.
 class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -262,8 +264,9 @@ class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "ctr:exit", 0, 1);
     Napi::ObjectWrap<ExitWatcher>::Ref();  // stay alive while the child runs
-    int err = reaper().add(this);
-    if (err) {
+    uint64_t id = Poller::get().add(pidfd_, [this] { return Reap(); });
+    if (id == 0) {
+      int err = errno;
       tsfn_.Release();
       Napi::ObjectWrap<ExitWatcher>::Unref();
       throw errno_error(env, err, "epoll_ctl", "pidfd");
@@ -275,55 +278,24 @@ class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
   }
 
  private:
-  class Reaper {
-   public:
-    Reaper() {
-      epfd_ = epoll_create1(EPOLL_CLOEXEC);
-      std::thread([this] { loop(); }).detach();
+  // On the poller thread when the pidfd is readable: reap, and hand the status to JavaScript.
+  bool Reap() {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int r;
+    do r = waitid((idtype_t)P_PIDFD, pidfd_, &si, WEXITED | WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0 && si.si_pid == 0) return false;  // not yet: spurious wake-up
+    int code = -1, sig = -1;
+    if (r == 0) {
+      if (si.si_code == CLD_EXITED) code = si.si_status;
+      else sig = si.si_status;
     }
-    int add(ExitWatcher* w) {
-      if (epfd_ < 0) return EMFILE;
-      struct epoll_event ev;
-      memset(&ev, 0, sizeof ev);
-      ev.events = EPOLLIN;
-      ev.data.ptr = w;
-      return epoll_ctl(epfd_, EPOLL_CTL_ADD, w->pidfd_, &ev) < 0 ? errno : 0;
-    }
-
-   private:
-    void loop() {
-      struct epoll_event events[64];
-      for (;;) {
-        int n = epoll_wait(epfd_, events, 64, -1);
-        for (int i = 0; i < n; i++) {
-          auto* w = static_cast<ExitWatcher*>(events[i].data.ptr);
-          siginfo_t si;
-          memset(&si, 0, sizeof si);
-          int r;
-          do r = waitid((idtype_t)P_PIDFD, w->pidfd_, &si, WEXITED | WNOHANG);
-          while (r < 0 && errno == EINTR);
-          if (r == 0 && si.si_pid == 0) continue;  // not yet: spurious wake-up
-          epoll_ctl(epfd_, EPOLL_CTL_DEL, w->pidfd_, nullptr);
-          int code = -1, sig = -1;
-          if (r == 0) {
-            if (si.si_code == CLD_EXITED) code = si.si_status;
-            else sig = si.si_status;
-          }
-          w->tsfn_.BlockingCall([w, code, sig](Napi::Env env, Napi::Function cb) {
-            w->Finish(env, cb, code, sig);
-          });
-        }
-      }
-    }
-    int epfd_ = -1;
-  };
-
-  static Reaper& reaper() {
-    static Reaper* r = new Reaper();  // lives as long as the process: its thread never ends
-    return *r;
+    tsfn_.BlockingCall([this, code, sig](Napi::Env env, Napi::Function cb) { Finish(env, cb, code, sig); });
+    return true;
   }
 
-  // On the JavaScript thread, after the reaper has reaped the child.
+  // On the JavaScript thread, after the poller thread has reaped the child.
   void Finish(Napi::Env env, Napi::Function cb, int code, int sig) {
     exited_ = true;
     // Reaped: the pid may be reused from now on, and the pidfd would only pin a dead task.
@@ -358,6 +330,67 @@ class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
 
   int pidfd_ = -1;
   bool exited_ = false;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+// Calls back with the counter each time an eventfd is signalled — how cgroup v1 reports OOM
+// (memory.oom_control registered in cgroup.event_control). The eventfd is watched on the
+// poller thread and read there; JavaScript only sees the counts. Owns the fd until close().
+class EventfdWatcher : public Napi::ObjectWrap<EventfdWatcher> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "EventfdWatcher", {InstanceMethod("close", &EventfdWatcher::Close)});
+  }
+
+  EventfdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EventfdWatcher>(info) {
+    Napi::Env env = info.Env();
+    fd_ = (int)get_int(env, info[0], "fd");
+    if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "ctr:eventfd", 0, 1);
+    // Unref'd: watching alone must not keep the process alive (the cgroup's processes do).
+    tsfn_.Unref(env);
+    id_ = Poller::get().add(fd_, [this] { return Drain(); });
+    if (id_ == 0) {
+      int err = errno;
+      tsfn_.Release();
+      throw errno_error(env, err, "epoll_ctl", "eventfd");
+    }
+    Napi::ObjectWrap<EventfdWatcher>::Ref();  // alive until close()
+  }
+
+  ~EventfdWatcher() override { Stop(); }
+
+ private:
+  // Poller thread: read the counter (which resets it) and pass it on.
+  bool Drain() {
+    uint64_t count = 0;
+    ssize_t n = read(fd_, &count, sizeof count);
+    if (n != (ssize_t)sizeof count) return errno != EAGAIN && errno != EINTR;  // broken fd: stop
+    tsfn_.BlockingCall([count](Napi::Env env, Napi::Function cb) {
+      cb.Call({Napi::Number::New(env, (double)count)});
+    });
+    return false;
+  }
+
+  void Stop() {
+    if (id_ == 0) return;
+    Poller::get().remove(id_);  // after this, Drain never runs again
+    id_ = 0;
+    tsfn_.Release();
+    close(fd_);
+    fd_ = -1;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (id_ != 0) {
+      Stop();
+      Napi::ObjectWrap<EventfdWatcher>::Unref();
+    }
+    return info.Env().Undefined();
+  }
+
+  int fd_ = -1;
+  uint64_t id_ = 0;
   Napi::ThreadSafeFunction tsfn_;
 };
 
@@ -421,6 +454,7 @@ Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("ExitWatcher", ExitWatcher::Define(env));
+  exports.Set("EventfdWatcher", EventfdWatcher::Define(env));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("mount", Napi::Function::New(env, Mount, "mount"));

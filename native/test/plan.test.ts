@@ -135,3 +135,31 @@ describe('exit watcher', () => {
     expect(await done).toEqual({ code: null, signal: 15 })
   })
 })
+
+describe('eventfd watcher', () => {
+  it('calls back with the counter each time the eventfd is signalled, until closed', async () => {
+    const { eventfd, watchEventfd } = await import('../lib/index.js')
+    const fd = eventfd(0, 0o4000 /* EFD_NONBLOCK */)
+    const counts: number[] = []
+    let wake!: () => void
+    let next = new Promise<void>((r) => (wake = r))
+    const w = watchEventfd(fd, (c) => {
+      counts.push(c)
+      wake()
+    })
+    const signal = (n: bigint) => {
+      const b = Buffer.alloc(8)
+      b.writeBigUInt64LE(n)
+      fs.writeSync(fd, b)
+    }
+    signal(3n)
+    await next
+    next = new Promise<void>((r) => (wake = r))
+    signal(1n)
+    await next
+    expect(counts).toEqual([3, 1])
+    w.close()
+    w.close()
+    expect(() => fs.fstatSync(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }))
+  })
+})
