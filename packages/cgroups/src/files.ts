@@ -1,0 +1,81 @@
+/**
+ * Reading and writing cgroup files, with errors that name the file and what was written:
+ * "write 64m to /sys/fs/cgroup/…/memory.max: EINVAL", never a bare errno.
+ */
+import { promises as fs } from 'node:fs'
+import { CgroupError } from './errors.js'
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException).code
+}
+
+export async function readText(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8')
+  } catch (err) {
+    const code = errnoOf(err)
+    throw new CgroupError(code === 'ENOENT' ? 'ERR_CGROUP_NOT_FOUND' : 'ERR_CGROUP_IO', `read ${file}: ${code ?? String(err)}`, {
+      path: file,
+      cause: err,
+      ...(code ? { errnoCode: code } : {}),
+    })
+  }
+}
+
+/** The file's content, trimmed; undefined when the file does not exist (a kernel without it). */
+export async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return (await fs.readFile(file, 'utf8')).trim()
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined
+    throw new CgroupError('ERR_CGROUP_IO', `read ${file}: ${errnoOf(err) ?? String(err)}`, { path: file, cause: err })
+  }
+}
+
+export async function readNumber(file: string): Promise<number> {
+  const t = (await readText(file)).trim()
+  return t === 'max' ? Infinity : Number(t)
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.access(p)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Writes one value; one write(2), as the kernel expects of control files. */
+export async function writeValue(file: string, value: string, hint?: string): Promise<void> {
+  try {
+    await fs.writeFile(file, value)
+  } catch (err) {
+    const code = errnoOf(err)
+    const kind = code === 'ENOENT' ? 'ERR_CGROUP_CONTROLLER_MISSING' : code === 'EBUSY' ? 'ERR_CGROUP_BUSY' : code === 'EINVAL' || code === 'ERANGE' ? 'ERR_CGROUP_INVALID' : 'ERR_CGROUP_IO'
+    throw new CgroupError(kind, `write ${JSON.stringify(value)} to ${file}: ${code ?? String(err)}`, {
+      path: file,
+      cause: err,
+      ...(hint ? { hint } : {}),
+      ...(code ? { errnoCode: code } : {}),
+    })
+  }
+}
+
+/** Parses "key value" lines (memory.stat, cpu.stat, memory.events …) into numbers. */
+export function parseFlatKeyed(text: string): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/)
+    if (k && v !== undefined && /^-?\d+$/.test(v)) out[k] = Number(v)
+  }
+  return out
+}
+
+/** Pids listed in a cgroup.procs file. */
+export async function readPids(file: string): Promise<number[]> {
+  return (await readText(file))
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+}

@@ -1,0 +1,199 @@
+/**
+ * The cgroup v1 backend: one directory per hierarchy (memory, cpu+cpuacct, cpuset, pids,
+ * blkio, freezer). On a hybrid host it also keeps a directory in the controller-less unified
+ * hierarchy, which gives clone-into-cgroup placement, populated/empty events and cgroup.kill.
+ */
+import path from 'node:path'
+import type { CgroupBackend, CgroupEvent, CgroupPaths, Subscription } from '../backend.js'
+import type { CgroupHost, CgroupMode } from '../detect.js'
+import { CgroupError } from '../errors.js'
+import { exists, readPids, writeValue } from '../files.js'
+import type { Limits } from '../limits.js'
+import type { CgroupStats } from '../stats.js'
+import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree } from '../tree.js'
+import { freezeV2, killV2, subscribeV2 } from '../v2/core.js'
+import { applyBlkio, blkioStats, readBlkio } from './blkio.js'
+import { applyCpu, cpuStats, readCpu } from './cpu.js'
+import { applyCpuset, inheritCpuset, readCpuset } from './cpuset.js'
+import { freezeV1, isFrozenV1 } from './freezer.js'
+import { applyMemory, memoryStats, readMemory } from './memory.js'
+import { subscribeOom } from './oom.js'
+import { applyPids, pidsStats, readPidsLimit } from './pids.js'
+
+/** The v1 controllers ctr creates cgroups in. */
+const USED = ['memory', 'cpu', 'cpuacct', 'cpuset', 'pids', 'blkio', 'freezer']
+
+interface Place {
+  base: string
+  parentDir: string
+  dir: string
+  controllers: string[]
+}
+
+export class V1Backend implements CgroupBackend {
+  readonly mode: CgroupMode
+  readonly paths: CgroupPaths
+  private readonly places: Place[]
+  private readonly unified: Place | undefined
+
+  constructor(host: CgroupHost, parent: string, name: string) {
+    this.mode = host.mode
+    const place = (mount: string, own: string, controllers: string[]): Place => {
+      const base = path.join(mount, own)
+      return { base, parentDir: path.join(base, parent), dir: path.join(base, parent, name), controllers }
+    }
+    this.places = host.legacy.filter((h) => h.controllers.some((c) => USED.includes(c))).map((h) => place(h.mount, h.own, h.controllers))
+    this.unified = host.mode === 'hybrid' && host.unified ? place(host.unified.mount, host.unified.own, []) : undefined
+    const legacy: Record<string, string> = {}
+    for (const p of this.places) for (const c of p.controllers) if (USED.includes(c)) legacy[c] = p.dir
+    this.paths = { ...(this.unified ? { unified: this.unified.dir } : {}), legacy }
+  }
+
+  private dirOf(controller: string): string | undefined {
+    return this.paths.legacy[controller]
+  }
+
+  private need(controller: string, what: string): string {
+    const dir = this.dirOf(controller)
+    if (!dir) {
+      throw new CgroupError('ERR_CGROUP_CONTROLLER_MISSING', `${what} needs the ${controller} controller, which is not mounted`, {
+        hint: `mount it (mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}) or enable it in the kernel`,
+      })
+    }
+    return dir
+  }
+
+  private allPlaces(): Place[] {
+    return this.unified ? [...this.places, this.unified] : this.places
+  }
+
+  async create(): Promise<void> {
+    const made: string[] = []
+    try {
+      for (const p of this.allPlaces()) {
+        const isCpuset = p.controllers.includes('cpuset')
+        await mkdirBelow(p.base, p.parentDir, isCpuset ? inheritCpuset : undefined)
+        await mkdirLeaf(p.dir)
+        made.push(p.dir)
+        if (isCpuset) await inheritCpuset(p.dir)
+      }
+    } catch (err) {
+      // Leave nothing half-made: the leaf directories created so far go again.
+      for (const dir of made.reverse()) await removeTree(dir, Date.now() + 1000).catch(() => undefined)
+      throw err
+    }
+  }
+
+  async exists(): Promise<boolean> {
+    for (const p of this.allPlaces()) if (await exists(p.dir)) return true
+    return false
+  }
+
+  async applyLimits(l: Limits): Promise<void> {
+    if (l.memory) await applyMemory(this.need('memory', 'a memory limit'), l.memory)
+    if (l.cpu) {
+      const { cpus, mems, ...rest } = l.cpu
+      if (Object.values(rest).some((v) => v !== undefined)) await applyCpu(this.need('cpu', 'a cpu limit'), rest)
+      if (cpus !== undefined || mems !== undefined) await applyCpuset(this.need('cpuset', 'a cpuset'), { cpus, mems })
+    }
+    if (l.pids) await applyPids(this.need('pids', 'a pids limit'), l.pids)
+    if (l.io) await applyBlkio(this.need('blkio', 'an io limit'), l.io)
+  }
+
+  async readLimits(): Promise<Limits> {
+    const out: Limits = {}
+    const memory = this.dirOf('memory')
+    const cpu = this.dirOf('cpu')
+    const cpuset = this.dirOf('cpuset')
+    const pids = this.dirOf('pids')
+    const blkio = this.dirOf('blkio')
+    if (memory) out.memory = await readMemory(memory)
+    if (cpu || cpuset) out.cpu = { ...(cpu ? await readCpu(cpu) : {}), ...(cpuset ? await readCpuset(cpuset) : {}) }
+    if (pids) out.pids = await readPidsLimit(pids)
+    if (blkio) out.io = await readBlkio(blkio)
+    return out
+  }
+
+  async addProcess(pid: number): Promise<void> {
+    for (const p of this.allPlaces()) await writeValue(path.join(p.dir, 'cgroup.procs'), String(pid))
+  }
+
+  async processes(): Promise<number[]> {
+    const all = new Set<number>()
+    for (const p of this.allPlaces()) {
+      try {
+        for (const pid of await readPids(path.join(p.dir, 'cgroup.procs'))) all.add(pid)
+      } catch (err) {
+        if ((err as CgroupError).code !== 'ERR_CGROUP_NOT_FOUND') throw err
+      }
+    }
+    return [...all].sort((a, b) => a - b)
+  }
+
+  async stats(): Promise<CgroupStats> {
+    const memory = this.need('memory', 'memory statistics')
+    const pids = this.need('pids', 'pids statistics')
+    const blkio = this.dirOf('blkio')
+    return {
+      memory: await memoryStats(memory),
+      cpu: await cpuStats(this.dirOf('cpu'), this.dirOf('cpuacct')),
+      pids: await pidsStats(pids),
+      io: blkio ? await blkioStats(blkio) : [],
+    }
+  }
+
+  freeze(): Promise<void> {
+    return freezeV1(this.need('freezer', 'freezing'), true, Date.now() + 5000)
+  }
+
+  thaw(): Promise<void> {
+    return freezeV1(this.need('freezer', 'thawing'), false, Date.now() + 5000)
+  }
+
+  frozen(): Promise<boolean> {
+    return isFrozenV1(this.need('freezer', 'the freezer state'))
+  }
+
+  async signalAll(signal: number): Promise<void> {
+    // Hybrid: the unified hierarchy's cgroup.kill reaches every process at once.
+    if (signal === 9 && this.unified && (await killV2(this.unified.dir))) return
+    const freezer = this.dirOf('freezer')
+    const freeze = (on: boolean) =>
+      freezer ? freezeV1(freezer, on, Date.now() + 5000) : this.unified ? freezeV2(this.unified.dir, on, Date.now() + 5000) : Promise.resolve()
+    // Frozen, nothing can fork between our listing and our signals; SIGKILL is delivered to
+    // frozen tasks, which die on thaw.
+    await freeze(true)
+    try {
+      for (const pid of await this.processes()) {
+        try {
+          process.kill(pid, signal)
+        } catch {
+          // exited meanwhile
+        }
+      }
+    } finally {
+      await freeze(false)
+    }
+  }
+
+  async subscribe(onEvent: (e: CgroupEvent) => void): Promise<Subscription> {
+    const subs: Subscription[] = []
+    try {
+      const memory = this.dirOf('memory')
+      if (memory) subs.push(await subscribeOom(memory, onEvent))
+      if (this.unified) subs.push(await subscribeV2(this.unified.dir, undefined, onEvent))
+    } catch (err) {
+      for (const s of subs) s.close()
+      throw err
+    }
+    return { close: () => subs.forEach((s) => s.close()) }
+  }
+
+  async remove(deadline: number): Promise<void> {
+    for (const p of this.allPlaces()) {
+      await removeTree(p.dir, deadline)
+      await removeIfUnused(p.base, p.parentDir)
+    }
+  }
+}
+
