@@ -39,7 +39,7 @@ export class V1Backend implements CgroupBackend {
   constructor(host: CgroupHost, parent: string, name: string) {
     this.mode = host.mode
     const place = (mount: string, own: string, controllers: string[]): Place => {
-      const base = path.join(mount, own)
+      const base = path.resolve(mount, `.${own}`) // no trailing slash when own is /
       return { base, parentDir: path.join(base, parent), dir: path.join(base, parent, name), controllers }
     }
     this.places = host.legacy.filter((h) => h.controllers.some((c) => USED.includes(c))).map((h) => place(h.mount, h.own, h.controllers))

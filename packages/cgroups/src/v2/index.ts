@@ -24,7 +24,7 @@ export class V2Backend implements CgroupBackend {
 
   constructor(host: CgroupHost, parent: string, name: string) {
     const u = host.unified!
-    this.base = path.join(u.mount, u.own)
+    this.base = path.resolve(u.mount, `.${u.own}`) // no trailing slash when own is /
     this.parentDir = path.join(this.base, parent)
     this.dir = path.join(this.parentDir, name)
     this.paths = { unified: this.dir, legacy: {} }
