@@ -11,17 +11,19 @@ import {
   allDirs,
   cgroupError,
   dirsUnder,
+  exitWithin,
   host,
   MiB,
   ownDirs,
-  reapAll,
+  cleanup,
+  createCgroup,
   startIn,
   uniqueName,
   waitFor,
   withCgroup,
 } from './helpers/util.js'
 
-afterEach(reapAll)
+afterEach(cleanup)
 
 let runId = ''
 beforeAll(() => {
@@ -52,8 +54,8 @@ function listingUnderOwn(dirs: { own: string }[]): Set<string> {
 describe('Cgroup.create', () => {
   it('creates <own>/ctr/<name> in every hierarchy of a controller ctr uses (and the unified one)', async () => {
     const h = await host()
-    const name = uniqueName()
-    const cg = await Cgroup.create(name)
+    const cg = await createCgroup()
+    const name = cg.name
     try {
       expect(cg.name).toBe(name)
       expect(cg.mode).toBe(h.mode)
@@ -88,8 +90,8 @@ describe('Cgroup.create', () => {
   it('creates nothing outside <own>/ctr in any hierarchy', async () => {
     const h = await host()
     const before = listingUnderOwn(ownDirs(h))
-    const name = uniqueName()
-    const cg = await Cgroup.create(name, { memory: { max: 64 * MiB }, pids: { max: 100 } })
+    const cg = await createCgroup({ memory: { max: 64 * MiB }, pids: { max: 100 } })
+    const name = cg.name
     let created: string[]
     try {
       created = [...listingUnderOwn(ownDirs(h))].filter((d) => !before.has(d))
@@ -165,8 +167,8 @@ describe('Cgroup.create', () => {
   it('a parent option puts the cgroup below <own>/<parent> instead of <own>/ctr', async () => {
     const h = await host()
     const parent = uniqueName()
-    const name = uniqueName()
-    const cg = await Cgroup.create(name, undefined, { parent })
+    const cg = await createCgroup(undefined, { parent })
+    const name = cg.name
     try {
       for (const d of allDirs(cg)) {
         const own = ownDirs(h).find((o) => d.startsWith(o.own + '/'))
@@ -208,7 +210,7 @@ describe('Cgroup.open', () => {
 
 describe('destroy', () => {
   it('removes the directory in every hierarchy', async () => {
-    const cg = await Cgroup.create(uniqueName(), { memory: { max: 64 * MiB } })
+    const cg = await createCgroup({ memory: { max: 64 * MiB } })
     const dirs = allDirs(cg)
     expect(dirs.length).toBeGreaterThan(0)
     await cg.destroy()
@@ -216,7 +218,7 @@ describe('destroy', () => {
   })
 
   it('is idempotent: a second destroy (and one of a reopened handle) resolves', async () => {
-    const cg = await Cgroup.create(uniqueName())
+    const cg = await createCgroup()
     const other = await Cgroup.open(cg.name)
     await cg.destroy()
     await cg.destroy()
@@ -225,19 +227,19 @@ describe('destroy', () => {
   })
 
   it('kills the live processes in it (children and grandchildren) and then removes it', async () => {
-    const cg = await Cgroup.create(uniqueName())
+    const cg = await createCgroup()
     const dirs = allDirs(cg)
     const a = await startIn(cg, ['sleep', '30'])
     const b = await startIn(cg, ['sh', '-c', 'sleep 30 & sleep 30 & wait'])
     expect(await waitFor(async () => (await cg.processes()).length === 4)).toBe(true)
     await cg.destroy()
-    expect(await a.exited).toEqual({ code: null, signal: 'SIGKILL' })
-    expect(await b.exited).toEqual({ code: null, signal: 'SIGKILL' })
+    expect(await exitWithin(a)).toEqual({ code: null, signal: 'SIGKILL' })
+    expect(await exitWithin(b)).toEqual({ code: null, signal: 'SIGKILL' })
     for (const d of dirs) expect(fs.existsSync(d), d).toBe(false)
   })
 
   it('removes cgroups nested inside it first', async () => {
-    const cg = await Cgroup.create(uniqueName())
+    const cg = await createCgroup()
     const dirs = allDirs(cg)
     for (const d of dirs) fs.mkdirSync(path.join(d, 'sub', 'deeper'), { recursive: true })
     await cg.destroy()
@@ -245,7 +247,7 @@ describe('destroy', () => {
   })
 
   it('a destroyed cgroup is not found by open', async () => {
-    const cg = await Cgroup.create(uniqueName())
+    const cg = await createCgroup()
     await cg.destroy()
     expect((await cgroupError(Cgroup.open(cg.name))).code).toBe('ERR_CGROUP_NOT_FOUND')
   })

@@ -31,14 +31,61 @@ export function host(): Promise<CgroupHost> {
   return (hostPromise ??= detect())
 }
 
+const created = new Set<Cgroup>()
+
+/** `Cgroup.create` with a unique name; {@link cleanup} removes it if the test did not. */
+export async function createCgroup(limits?: Limits, options?: Parameters<typeof Cgroup.create>[2]): Promise<Cgroup> {
+  const cg = await Cgroup.create(uniqueName(), limits, options)
+  created.add(cg)
+  return cg
+}
+
 /** Creates a cgroup with a unique name, runs `fn`, and always destroys the cgroup. */
 export async function withCgroup<T>(limits: Limits | undefined, fn: (cg: Cgroup) => Promise<T>): Promise<T> {
-  const cg = await Cgroup.create(uniqueName(), limits)
+  const cg = await createCgroup(limits)
+  let result: T
   try {
-    return await fn(cg)
-  } finally {
-    await cg.destroy()
+    result = await fn(cg)
+  } catch (err) {
+    // the test's own failure is the one to report; cleanup() retries the destroy after a thaw
+    await cg.destroy().catch(() => undefined)
+    throw err
   }
+  await cg.destroy()
+  return result
+}
+
+/**
+ * afterEach: whatever a failed test left — thaws its cgroups (a frozen task cannot die),
+ * kills and awaits its children, destroys its cgroups. Runs only on the test's own cgroups.
+ */
+export async function cleanup(): Promise<void> {
+  const problems: string[] = []
+  for (const cg of created) {
+    if (!allDirs(cg).some((d) => fs.existsSync(d))) continue
+    await cg.thaw().catch(() => undefined)
+    for (const d of allDirs(cg)) {
+      // in case thaw() itself is what failed: this test's own cgroup, written directly
+      for (const [file, value] of [['freezer.state', 'THAWED'], ['cgroup.freeze', '0']] as const) {
+        try {
+          if (fs.existsSync(path.join(d, file))) fs.writeFileSync(path.join(d, file), value)
+        } catch {
+          // not a freezer hierarchy
+        }
+      }
+    }
+  }
+  await reapAll()
+  for (const cg of created) {
+    if (!allDirs(cg).some((d) => fs.existsSync(d))) continue
+    try {
+      await cg.destroy()
+    } catch (err) {
+      problems.push(`${cg.name}: ${String(err)}`)
+    }
+  }
+  created.clear()
+  if (problems.length > 0) throw new Error(`cleanup could not destroy: ${problems.join('; ')}`)
 }
 
 // ---------------------------------------------------------------- children
@@ -84,11 +131,26 @@ export async function run(opts: SpawnOpts): Promise<RunResult> {
   }
 }
 
-/** Kills (SIGKILL) and awaits every child this file started that is still running. */
+/** The child's exit status, or 'still running' after `ms` (a frozen task never exits). */
+export async function exitWithin(child: Child, ms = 5000): Promise<Awaited<Child['exited']> | 'still running'> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<'still running'>((r) => (timer = setTimeout(() => r('still running'), ms)))
+  try {
+    return await Promise.race([child.exited, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Kills (SIGKILL) and awaits (up to 10 s) every child this file started that is still running. */
 export async function reapAll(): Promise<void> {
   const all = [...started]
   for (const c of all) c.kill('SIGKILL')
-  await Promise.all(all.map((c) => c.exited))
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 10_000)))
+  const r = await Promise.race([Promise.all(all.map((c) => c.exited)), timeout])
+  clearTimeout(timer)
+  if (r === 'timeout') throw new Error(`children did not exit after SIGKILL: ${all.filter((c) => started.has(c)).map((c) => c.pid).join(' ')}`)
 }
 
 // ---------------------------------------------------------------- where a cgroup lives
@@ -152,7 +214,8 @@ export async function cgroupError(p: Promise<unknown>): Promise<CgroupError> {
 
 /** v1 hierarchies and the unified one, as (mount, own absolute dir). */
 export function ownDirs(h: CgroupHost): { mount: string; own: string }[] {
-  const out = h.legacy.map((l) => ({ mount: l.mount, own: path.join(l.mount, l.own) }))
-  if (h.unified) out.push({ mount: h.unified.mount, own: path.join(h.unified.mount, h.unified.own) })
+  const dir = (mount: string, own: string) => path.join(mount, own).replace(/(.)\/+$/, '$1')
+  const out = h.legacy.map((l) => ({ mount: l.mount, own: dir(l.mount, l.own) }))
+  if (h.unified) out.push({ mount: h.unified.mount, own: dir(h.unified.mount, h.unified.own) })
   return out
 }
