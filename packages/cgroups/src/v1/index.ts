@@ -155,14 +155,19 @@ export class V1Backend implements CgroupBackend {
   }
 
   async signalAll(signal: number): Promise<void> {
-    // Hybrid: the unified hierarchy's cgroup.kill reaches every process at once.
-    if (signal === 9 && this.unified && (await killV2(this.unified.dir))) return
     const freezer = this.dirOf('freezer')
     const freeze = (on: boolean) =>
       freezer ? freezeV1(freezer, on, Date.now() + 5000) : this.unified ? freezeV2(this.unified.dir, on, Date.now() + 5000) : Promise.resolve()
-    // Frozen, nothing can fork between our listing and our signals; SIGKILL is delivered to
-    // frozen tasks, which die on thaw.
-    await freeze(true)
+    const wasFrozen = freezer ? await isFrozenV1(freezer) : false
+    // Hybrid: the unified hierarchy's cgroup.kill reaches every process at once — but tasks
+    // the v1 freezer holds only die once thawed.
+    if (signal === 9 && this.unified && (await killV2(this.unified.dir))) {
+      if (wasFrozen) await freeze(false)
+      return
+    }
+    // Frozen, nothing can fork between our listing and our signals. A cgroup the caller froze
+    // stays frozen (its signals wait), except for SIGKILL, which must take effect.
+    if (!wasFrozen) await freeze(true)
     try {
       for (const pid of await this.processes()) {
         try {
@@ -172,7 +177,7 @@ export class V1Backend implements CgroupBackend {
         }
       }
     } finally {
-      await freeze(false)
+      if (!wasFrozen || signal === 9) await freeze(false)
     }
   }
 

@@ -93,9 +93,12 @@ export class V2Backend implements CgroupBackend {
   }
 
   async signalAll(signal: number): Promise<void> {
+    // cgroup.kill reaches frozen tasks too.
     if (signal === 9 && (await killV2(this.dir))) return
-    // Other signals (or no cgroup.kill): freeze so nothing forks past us, signal, thaw.
-    await this.freeze()
+    // Other signals (or no cgroup.kill): freeze so nothing forks past us, signal, and thaw —
+    // unless the caller had frozen it (then the signals wait for their thaw), or for SIGKILL.
+    const wasFrozen = await this.frozen()
+    if (!wasFrozen) await this.freeze()
     try {
       for (const pid of await this.processes()) {
         try {
@@ -105,7 +108,7 @@ export class V2Backend implements CgroupBackend {
         }
       }
     } finally {
-      await this.thaw()
+      if (!wasFrozen || signal === 9) await this.thaw()
     }
   }
 
