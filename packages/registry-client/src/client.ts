@@ -396,29 +396,54 @@ export class RegistryClient {
     let totalBytes = 0
     const progress = (p: Omit<PullProgress, 'totalBytes' | 'totalSize'>) => options.onProgress?.({ ...p, totalBytes, totalSize })
 
+    // One failure stops the other downloads, and the pull settles only once every worker
+    // has: a sink is never left with a download still writing (or a temporary) behind it.
+    const stop = new AbortController()
+    const onOuterAbort = () => stop.abort(options.signal?.reason)
+    options.signal?.addEventListener('abort', onOuterAbort)
+    if (options.signal?.aborted) stop.abort(options.signal.reason)
     const queue = [...blobs]
+    let firstError: unknown
     const worker = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
+      for (let next = queue.shift(); next && !stop.signal.aborted; next = queue.shift()) {
         const { desc, kind } = next
-        if (await options.into.has(desc)) {
-          totalBytes += desc.size
-          progress({ digest: desc.digest, kind, bytes: desc.size, size: desc.size, skipped: true })
-          continue
+        try {
+          if (await options.into.has(desc)) {
+            totalBytes += desc.size
+            progress({ digest: desc.digest, kind, bytes: desc.size, size: desc.size, skipped: true })
+            continue
+          }
+          let bytes = 0
+          const stream = this.blob(ref, desc, {
+            signal: stop.signal,
+            onBytes: (n) => {
+              bytes += n
+              totalBytes += n
+              progress({ digest: desc.digest, kind, bytes, size: desc.size })
+            },
+          })
+          await options.into.write(desc, stream, stop.signal)
+        } catch (err) {
+          firstError ??= err
+          stop.abort(err)
         }
-        let bytes = 0
-        const stream = this.blob(ref, desc, {
-          ...(options.signal ? { signal: options.signal } : {}),
-          onBytes: (n) => {
-            bytes += n
-            totalBytes += n
-            progress({ digest: desc.digest, kind, bytes, size: desc.size })
-          },
-        })
-        await options.into.write(desc, stream, options.signal)
       }
     }
     const concurrency = Math.max(1, Math.min(options.concurrency ?? 3, 16))
-    await Promise.all(Array.from({ length: concurrency }, worker))
+    try {
+      await Promise.all(Array.from({ length: concurrency }, worker))
+    } finally {
+      options.signal?.removeEventListener('abort', onOuterAbort)
+    }
+    if (firstError !== undefined || options.signal?.aborted) {
+      if (options.signal?.aborted && !(firstError instanceof RegistryError && firstError.code !== 'ERR_REGISTRY_ABORTED')) {
+        throw new RegistryError('ERR_REGISTRY_ABORTED', `pull of ${ref.toString()}: aborted`, { cause: options.signal.reason })
+      }
+      if (firstError instanceof RegistryError) throw firstError
+      const e = firstError as Error
+      if (e?.name === 'AbortError') throw new RegistryError('ERR_REGISTRY_ABORTED', `pull of ${ref.toString()}: aborted`, { cause: e })
+      throw firstError
+    }
 
     // Manifests last: a sink never names an image whose blobs it does not have.
     const manifestDesc: Descriptor = { mediaType: resolved.manifest.mediaType, digest: resolved.digest, size: resolved.manifest.size }
