@@ -108,3 +108,14 @@ export async function waitUntil(check: () => Promise<boolean>, deadline: number)
     await sleep(delay)
   }
 }
+
+/** Signals each pid (all in a cgroup of ours); one that exited meanwhile is skipped. */
+export function signalEach(pids: number[], signal: number): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal)
+    } catch {
+      // exited meanwhile
+    }
+  }
+}

@@ -10,7 +10,7 @@ import { CgroupError } from '../errors.js'
 import { exists, readPids, writeValue } from '../files.js'
 import type { Limits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
-import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree } from '../tree.js'
+import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, signalEach } from '../tree.js'
 import { freezeV2, killV2, subscribeV2 } from '../v2/core.js'
 import { applyBlkio, blkioStats, readBlkio } from './blkio.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
@@ -169,13 +169,7 @@ export class V1Backend implements CgroupBackend {
     // stays frozen (its signals wait), except for SIGKILL, which must take effect.
     if (!wasFrozen) await freeze(true)
     try {
-      for (const pid of await this.processes()) {
-        try {
-          process.kill(pid, signal)
-        } catch {
-          // exited meanwhile
-        }
-      }
+      signalEach(await this.processes(), signal)
     } finally {
       if (!wasFrozen || signal === 9) await freeze(false)
     }

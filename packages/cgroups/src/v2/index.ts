@@ -5,7 +5,7 @@ import type { CgroupHost } from '../detect.js'
 import { exists, readOptional } from '../files.js'
 import type { Limits } from '../limits.js'
 import { parsePsi, type CgroupStats } from '../stats.js'
-import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree } from '../tree.js'
+import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, signalEach } from '../tree.js'
 import { addProcessV2, delegateControllers, freezeV2, isFrozenV2, killV2, procsOf, subscribeV2 } from './core.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
 import { applyIo, ioStats, readIo } from './io.js'
@@ -100,13 +100,7 @@ export class V2Backend implements CgroupBackend {
     const wasFrozen = await this.frozen()
     if (!wasFrozen) await this.freeze()
     try {
-      for (const pid of await this.processes()) {
-        try {
-          process.kill(pid, signal)
-        } catch {
-          // exited meanwhile
-        }
-      }
+      signalEach(await this.processes(), signal)
     } finally {
       if (!wasFrozen || signal === 9) await this.thaw()
     }
