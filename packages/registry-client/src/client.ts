@@ -28,7 +28,8 @@ import {
 import { Authenticator } from './auth/authenticator.js'
 import { credentialsFromDockerConfig, type Credentials } from './auth/credentials.js'
 import { RegistryError, codeForStatus } from './errors.js'
-import type { ContentSink } from './sink.js'
+import type { ContentSink, ContentSource } from './sink.js'
+import { pushImage, type PushOptions, type PushedImage } from './push.js'
 import { Transport, header, rateLimitOf, type HttpRequest, type HttpResponse, type TransportOptions } from './transport.js'
 
 export interface RegistryClientOptions extends TransportOptions {
@@ -99,7 +100,7 @@ export interface PulledImage {
   indexDigest?: Digest
 }
 
-type RegistryRequest = HttpRequest & { scopes: string[]; mirrors?: boolean }
+export type RegistryRequest = HttpRequest & { scopes: string[]; mirrors?: boolean }
 
 /** A buffer as the async iterable a sink takes. */
 async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
@@ -158,6 +159,9 @@ export class RegistryClient {
    * registry's mirrors first when it has any.
    */
   private async call(ref: Reference, path: string, req: RegistryRequest): Promise<HttpResponse> {
+    // An absolute URL (an upload's Location) goes where it says, with our credentials only if
+    // that is the registry itself.
+    if (/^https?:\/\//.test(path)) return this.callHost(new URL(path).host, ref.registry, path, req)
     const hosts = [...(req.mirrors !== false && (req.method ?? 'GET') === 'GET' ? this.mirrors[ref.registry] ?? [] : []), apiHost(ref)]
     let lastError: unknown
     for (const [i, host] of hosts.entries()) {
@@ -178,7 +182,7 @@ export class RegistryClient {
   }
 
   private async callHost(host: string, registry: string, path: string, req: RegistryRequest): Promise<HttpResponse> {
-    const url = `${this.transport.baseUrl(host)}${path}`
+    const url = /^https?:\/\//.test(path) ? path : `${this.transport.baseUrl(host)}${path}`
     const send = (authorization: string | undefined) =>
       this.transport.send(url, { ...req, headers: { ...req.headers, ...(authorization ? { authorization } : {}) } })
     const authKey = host === apiHost(registry) ? registry : host
@@ -210,6 +214,25 @@ export class RegistryClient {
       ...(details ? { details } : {}),
       ...(rateLimit ? { rateLimit } : {}),
     })
+  }
+
+  /** @internal Used by the push module: an authenticated request. */
+  request(ref: Reference, path: string, req: RegistryRequest): Promise<HttpResponse> {
+    return this.call(ref, path, req)
+  }
+
+  /** @internal Used by the push module: turns a failed response into a RegistryError. */
+  failure(res: HttpResponse, what: string): Promise<never> {
+    return this.fail(res, what)
+  }
+
+  /**
+   * Pushes an image from a content source (an {@link OciLayout}) to `target`: blobs first
+   * (skipping those the registry has, mounting from `mountFrom` when given, chunked when
+   * large), then manifests (an index's children before the index), then the tag.
+   */
+  async push(source: ContentSource, name: string, target: string | Reference, options: PushOptions = {}): Promise<PushedImage> {
+    return pushImage(this, source, name, RegistryClient.ref(target), options)
   }
 
   private static ref(ref: string | Reference): Reference {

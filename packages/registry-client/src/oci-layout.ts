@@ -3,11 +3,11 @@
  * {@link ContentSink}. Blobs are written to a temporary file in the same directory, fsynced,
  * verified, and renamed into place; a crash leaves only temporaries, removed on the next open.
  */
-import { createWriteStream, promises as fs } from 'node:fs'
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Annotation, BlobVerifier, parseLayoutIndex, splitDigest, type Descriptor, type ImageIndex } from '@ctr/oci'
-import type { ContentSink } from './sink.js'
+import type { ContentSink, ContentSource } from './sink.js'
 
 const TMP_PREFIX = '.tmp-'
 
@@ -23,7 +23,7 @@ async function writeFileAtomic(file: string, data: string | Buffer): Promise<voi
   await fs.rename(tmp, file)
 }
 
-export class OciLayout implements ContentSink {
+export class OciLayout implements ContentSink, ContentSource {
   /** Serialises index.json updates within this process. */
   private indexLock: Promise<void> = Promise.resolve()
 
@@ -120,6 +120,11 @@ export class OciLayout implements ContentSink {
     })
     this.indexLock = run.catch(() => undefined)
     await run
+  }
+
+  /** A blob's bytes, streamed from the layout. */
+  read(desc: Descriptor): AsyncIterable<Uint8Array> {
+    return createReadStream(this.blobPath(desc.digest), { highWaterMark: 1 << 20 })
   }
 
   /** The descriptor index.json holds for a ref name, if any. */

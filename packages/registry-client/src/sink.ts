@@ -14,3 +14,11 @@ export interface ContentSink {
   /** Names a manifest (or index): `ref` is the full reference that was pulled. */
   tag(ref: string, desc: Descriptor): Promise<void>
 }
+
+/** Where pushed content comes from ({@link OciLayout} implements it). */
+export interface ContentSource {
+  /** The descriptor a name (a ref name in the source) stands for. */
+  resolve(name: string): Promise<Descriptor | undefined>
+  /** A blob's bytes. */
+  read(desc: Descriptor): AsyncIterable<Uint8Array>
+}
