@@ -528,6 +528,39 @@ export class RegistryClient {
     return out
   }
 
+  /**
+   * The manifests that name `ref` as their `subject` (signatures, SBOMs, attestations): the
+   * referrers API, or — where the registry lacks it (a 404, as distribution 2.8 answers) —
+   * the tag-schema fallback (`<alg>-<hex>` tagging an index of referrers).
+   */
+  async referrers(refIn: string | Reference, options: { artifactType?: string; signal?: AbortSignal } = {}): Promise<Descriptor[]> {
+    const ref = RegistryClient.ref(refIn)
+    const digest = ref.digest ?? (await this.manifest(ref, options)).digest
+    const filter = (list: Descriptor[]) => (options.artifactType ? list.filter((d) => d.artifactType === options.artifactType) : list)
+    const query = options.artifactType ? `?artifactType=${encodeURIComponent(options.artifactType)}` : ''
+    const res = await this.call(ref, `/v2/${ref.repository}/referrers/${digest}${query}`, {
+      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+      scopes: [`repository:${ref.repository}:pull`],
+      ...(options.signal ? { signal: options.signal } : {}),
+    })
+    const type = header(res, 'content-type') ?? ''
+    if (res.statusCode === 200 && type.includes('application/vnd.oci.image.index.v1+json')) {
+      const parsed = parseManifest(Buffer.from(await res.body.arrayBuffer()), 'application/vnd.oci.image.index.v1+json')
+      return filter(parsed.kind === 'index' ? (parsed.value.manifests as Descriptor[]) : [])
+    }
+    if (res.statusCode !== 404 && res.statusCode !== 200) await this.fail(res, `referrers of ${ref.name}@${digest}`)
+    await res.body.dump().catch(() => undefined)
+    // Fallback: the tag schema.
+    const { algorithm, hex } = splitDigest(digest)
+    try {
+      const index = await this.manifest(ref.withTag(`${algorithm}-${hex}`), options)
+      return filter(index.parsed.kind === 'index' ? (index.parsed.value.manifests as Descriptor[]) : [])
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'ERR_REGISTRY_NOT_FOUND') return []
+      throw err
+    }
+  }
+
   /** Deletes a manifest (by digest; a tag is resolved to its digest first). */
   async deleteManifest(refIn: string | Reference, options: { signal?: AbortSignal } = {}): Promise<Digest> {
     const ref = RegistryClient.ref(refIn)
