@@ -59,6 +59,13 @@ describe('pull', () => {
     expect((await l.resolve(got.reference.toString()))?.digest).toBe(img.digest)
   })
 
+  it('pulls into a layout opened without fsync, with the same verified result', async () => {
+    const l = await OciLayout.open(await fs.mkdtemp(path.join(tmp, 'nosync-')), { fsync: false })
+    const got = await client.pull(pushed.images.busybox.reference, { into: l })
+    expect(got.digest).toBe(pushed.images.busybox.digest)
+    await checkLayout(l)
+  })
+
   it('picks the platform from an OCI index, never the attestation entry', async () => {
     const img = pushed.images.multi
     for (const platform of ['linux/arm64/v8', 'linux/arm/v7', 'linux/amd64']) {
