@@ -10,56 +10,8 @@ export const CGROUP_ROOT = '/sys/fs/cgroup'
 /** Every cgroup these tests create has a name starting with this. */
 export const TEST_PREFIX = 'ctr-test-'
 
-export interface ProcStat {
-  pid: number
-  comm: string
-  state: string
-  ppid: number
-  starttime: string
-}
-
-export function procStat(pid: number): ProcStat | null {
-  let s: string
-  try {
-    s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return null
-  }
-  const close = s.lastIndexOf(')')
-  const comm = s.slice(s.indexOf('(') + 1, close)
-  const rest = s.slice(close + 2).split(' ')
-  return { pid, comm, state: rest[0] ?? '?', ppid: Number(rest[1]), starttime: rest[19] ?? '' }
-}
-
-export function allProcesses(): ProcStat[] {
-  const out: ProcStat[] = []
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue
-    const st = procStat(Number(e))
-    if (st) out.push(st)
-  }
-  return out
-}
-
-/** Processes (zombies included) whose parent is `ppid`. */
-export function childrenOf(ppid: number = process.pid): ProcStat[] {
-  return allProcesses().filter((p) => p.ppid === ppid)
-}
-
-/** True while `pid` names the same living (not zombie) process as `st`. */
-export function stillSame(st: ProcStat): boolean {
-  const now = procStat(st.pid)
-  return now !== null && now.starttime === st.starttime && now.state !== 'Z' && now.state !== 'X'
-}
-
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, stepMs = 20): Promise<boolean> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    if (await cond()) return true
-    if (Date.now() > end) return false
-    await sleep(stepMs)
-  }
-}
+import { allProcesses } from '@ctr/fixtures'
+export { procStat, allProcesses, childrenOf, stillSame, waitFor, type ProcStat } from '@ctr/fixtures'
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 

@@ -74,71 +74,13 @@ export async function safeRm(dir: string | undefined): Promise<void> {
 
 // ---------------------------------------------------------------- processes
 
-export interface ProcStat {
-  pid: number
-  comm: string
-  state: string
-  ppid: number
-  session: number
-  starttime: string
-}
-
-export function procStat(pid: number): ProcStat | null {
-  let s: string
-  try {
-    s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return null
-  }
-  const close = s.lastIndexOf(')')
-  const comm = s.slice(s.indexOf('(') + 1, close)
-  const rest = s.slice(close + 2).split(' ')
-  // rest[0] is field 3 (state); field N is rest[N - 3].
-  return {
-    pid,
-    comm,
-    state: rest[0] ?? '?',
-    ppid: Number(rest[1]),
-    session: Number(rest[3]),
-    starttime: rest[19] ?? '',
-  }
-}
-
-export function allProcesses(): ProcStat[] {
-  const out: ProcStat[] = []
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue
-    const st = procStat(Number(e))
-    if (st) out.push(st)
-  }
-  return out
-}
-
-/** Processes (zombies included) whose parent is `ppid`. */
-export function childrenOf(ppid: number = process.pid): ProcStat[] {
-  return allProcesses().filter((p) => p.ppid === ppid)
-}
-
-/** True while `pid` names the same living (not zombie) process as `st`. */
-export function stillSame(st: ProcStat): boolean {
-  const now = procStat(st.pid)
-  return now !== null && now.starttime === st.starttime && now.state !== 'Z' && now.state !== 'X'
-}
+export { procStat, allProcesses, childrenOf, stillSame, waitFor, type ProcStat } from '@ctr/fixtures'
 
 export function statusField(pid: number | 'self', field: string): string {
   const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
   const line = text.split('\n').find((l) => l.startsWith(field + ':'))
   if (line === undefined) throw new Error(`no ${field} in /proc/${pid}/status`)
   return line.slice(field.length + 1).trim()
-}
-
-export async function waitFor(cond: () => boolean, timeoutMs = 5000, stepMs = 20): Promise<boolean> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    if (cond()) return true
-    if (Date.now() > end) return false
-    await new Promise((r) => setTimeout(r, stepMs))
-  }
 }
 
 // ---------------------------------------------------------------- fds
