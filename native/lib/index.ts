@@ -37,6 +37,13 @@ interface Addon {
   umount2(target: string, flags: number): void
   eventfd(initval: number, flags: number): number
   pidfdOpen(pid: number): number
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number
+  mknodat(dirfd: number, name: string, mode: number, dev: number): void
+  lsetxattr(path: string, name: string, value: Buffer, flags?: number): void
+  lgetxattr(path: string, name: string): Buffer | null
+  llistxattr(path: string): string[]
+  mountIn(cwd: string, source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void
+  openFlags: OpenFlags
 }
 
 /**
@@ -124,3 +131,55 @@ export const umount2 = (target: string, flags = 0): void => addon().umount2(targ
 export const eventfd = (initval = 0, flags = 0): number => addon().eventfd(initval, flags)
 /** `pidfd_open(2)`. */
 export const pidfdOpen = (pid: number): number => addon().pidfdOpen(pid)
+
+/** open(2) flags as this architecture defines them (they differ between x86_64 and aarch64). */
+export interface OpenFlags {
+  O_RDONLY: number
+  O_WRONLY: number
+  O_RDWR: number
+  O_CREAT: number
+  O_EXCL: number
+  O_TRUNC: number
+  O_DIRECTORY: number
+  O_NOFOLLOW: number
+  O_PATH: number
+  O_CLOEXEC: number
+}
+
+/** The open(2) flags {@link openat2} takes, with this architecture's values. */
+export const OpenFlag: Readonly<OpenFlags> = Object.freeze({ ...addon().openFlags })
+
+/** `openat2(2)` resolve flags. */
+export const ResolveFlag = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08, IN_ROOT: 0x10, CACHED: 0x20 } as const
+
+/** `AT_FDCWD`: a dirfd meaning "the current directory". */
+export const AT_FDCWD = -100
+
+/**
+ * `openat2(2)`: opens `path` relative to `dirfd` under the `resolve` rules — with
+ * `ResolveFlag.IN_ROOT` every symlink and `..` is resolved as if `dirfd` were `/`, so no name
+ * can reach outside it. `O_CLOEXEC` is always added. Returns the fd; errors carry `code`.
+ *
+ * @example
+ * ```ts
+ * const root = openat2(AT_FDCWD, '/var/lib/ctr/layers/x/fs', OpenFlag.O_PATH | OpenFlag.O_DIRECTORY, 0, 0)
+ * const dir = openat2(root, 'usr/bin', OpenFlag.O_PATH | OpenFlag.O_DIRECTORY, 0, ResolveFlag.IN_ROOT)
+ * ```
+ */
+export const openat2 = (dirfd: number, path: string, flags: number, mode: number, resolve: number): number =>
+  addon().openat2(dirfd, path, flags, mode, resolve)
+/** `mknodat(2)`: `mode` includes the file type ({@link FileType}); `dev` from {@link makedev}. */
+export const mknodat = (dirfd: number, name: string, mode: number, dev: number): void => addon().mknodat(dirfd, name, mode, dev)
+/** `lsetxattr(2)`: sets an extended attribute without following a final symlink. */
+export const lsetxattr = (path: string, name: string, value: Buffer, flags = 0): void => addon().lsetxattr(path, name, value, flags)
+/** `lgetxattr(2)`: the attribute's value, or `null` when it is not set. */
+export const lgetxattr = (path: string, name: string): Buffer | null => addon().lgetxattr(path, name)
+/** `llistxattr(2)`: the names of a file's extended attributes. */
+export const llistxattr = (path: string): string[] => addon().llistxattr(path)
+/**
+ * `mount(2)` with relative paths (overlay's `lowerdir=l/a:l/b`) resolved against `cwd`. The
+ * mount runs on a helper thread with its own working directory, so the process's cwd never
+ * changes. Errors carry `code`, `syscall` and `path`.
+ */
+export const mountIn = (cwd: string, source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void =>
+  addon().mountIn(cwd, source, target, fstype, flags, data)

@@ -15,31 +15,14 @@
 #include <memory>
 #include <thread>
 
+#include "fs_ops.h"
+#include "napi_errors.h"
 #include "plan.h"
 #include "poller.h"
 #include "spawn.h"
 
 namespace ctr {
 namespace {
-
-const char* errno_name(int err) {
-  const char* n = strerrorname_np(err);
-  return n ? n : "EUNKNOWN";
-}
-
-// An Error carrying code (the errno name), errno, syscall and path, as Node's fs errors do.
-Napi::Error errno_error(Napi::Env env, int err, const std::string& syscall_name,
-                        const std::string& path) {
-  std::string msg = syscall_name;
-  if (!path.empty()) msg += " " + path;
-  msg += ": " + std::string(errno_name(err)) + " (" + strerror(err) + ")";
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", errno_name(err));
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", syscall_name);
-  if (!path.empty()) e.Set("path", path);
-  return e;
-}
 
 [[noreturn]] void throw_type(Napi::Env env, const std::string& what) {
   throw Napi::TypeError::New(env, "invalid spawn plan: " + what);
@@ -461,6 +444,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("umount2", Napi::Function::New(env, Umount2, "umount2"));
   exports.Set("eventfd", Napi::Function::New(env, Eventfd, "eventfd"));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
+  RegisterFsOps(env, exports);
   return exports;
 }
 

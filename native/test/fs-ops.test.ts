@@ -1,0 +1,118 @@
+/**
+ * The file-system primitives the image store builds on: openat2's RESOLVE_IN_ROOT confines
+ * symlinks and `..`, mknodat makes devices and whiteouts, the l*xattr calls do not follow a
+ * final symlink, and mountIn resolves relative overlay paths without moving the process's cwd.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  AT_FDCWD, close, FileType, lgetxattr, llistxattr, lsetxattr, makedev, mknodat, mountIn, MountFlag,
+  OpenFlag, openat2, ResolveFlag, umount2,
+} from '../lib/index.js'
+
+let dir: string
+beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctr-fsops-')) })
+afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }) })
+
+const openRoot = (p: string): number => openat2(AT_FDCWD, p, OpenFlag.O_PATH | OpenFlag.O_DIRECTORY, 0, 0)
+
+describe('openat2', () => {
+  it('resolves an absolute symlink inside the root with RESOLVE_IN_ROOT', () => {
+    const root = path.join(dir, 'root')
+    fs.mkdirSync(path.join(root, 'etc'), { recursive: true })
+    fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'inside\n')
+    fs.symlinkSync('/etc', path.join(root, 'evil'))
+    const rootFd = openRoot(root)
+    try {
+      const fd = openat2(rootFd, 'evil/passwd', OpenFlag.O_RDONLY, 0, ResolveFlag.IN_ROOT)
+      try { expect(fs.readFileSync(fd, 'utf8')).toBe('inside\n') } finally { close(fd) }
+      // `..` above the root stays at the root.
+      const up = openat2(rootFd, '../../../etc/passwd', OpenFlag.O_RDONLY, 0, ResolveFlag.IN_ROOT)
+      try { expect(fs.readFileSync(up, 'utf8')).toBe('inside\n') } finally { close(up) }
+    } finally { close(rootFd) }
+  })
+
+  it('refuses to leave the directory with RESOLVE_BENEATH, with a typed error', () => {
+    fs.symlinkSync('/etc', path.join(dir, 'evil'))
+    const rootFd = openRoot(dir)
+    try {
+      expect(() => openat2(rootFd, 'evil/passwd', OpenFlag.O_RDONLY, 0, ResolveFlag.BENEATH))
+        .toThrow(expect.objectContaining({ code: 'EXDEV', syscall: 'openat2', path: 'evil/passwd' }))
+    } finally { close(rootFd) }
+  })
+
+  it('creates files exclusively and without following a final symlink', () => {
+    const rootFd = openRoot(dir)
+    try {
+      const flags = OpenFlag.O_WRONLY | OpenFlag.O_CREAT | OpenFlag.O_EXCL | OpenFlag.O_NOFOLLOW
+      const fd = openat2(rootFd, 'new', flags, 0o640, ResolveFlag.IN_ROOT)
+      fs.writeSync(fd, 'x')
+      close(fd)
+      expect(fs.statSync(path.join(dir, 'new')).mode & 0o777).toBe(0o640 & ~process.umask())
+      expect(() => openat2(rootFd, 'new', flags, 0o640, ResolveFlag.IN_ROOT)).toThrow(expect.objectContaining({ code: 'EEXIST' }))
+      fs.symlinkSync('/tmp/ctr-should-not-exist', path.join(dir, 'link'))
+      expect(() => openat2(rootFd, 'link', flags, 0o640, ResolveFlag.IN_ROOT)).toThrow(expect.objectContaining({ code: 'EEXIST' }))
+      expect(fs.existsSync('/tmp/ctr-should-not-exist')).toBe(false)
+    } finally { close(rootFd) }
+  })
+
+  it('sets close-on-exec on every fd it returns', () => {
+    const fd = openRoot(dir)
+    try {
+      const flags = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').match(/flags:\s+(\d+)/)![1]!
+      expect(parseInt(flags, 8) & OpenFlag.O_CLOEXEC).toBe(OpenFlag.O_CLOEXEC)
+    } finally { close(fd) }
+  })
+})
+
+describe('mknodat', () => {
+  it('makes an overlay whiteout (char 0/0) and a fifo', () => {
+    const rootFd = openRoot(dir)
+    try {
+      mknodat(rootFd, 'wh', FileType.S_IFCHR | 0o000, makedev(0, 0))
+      mknodat(rootFd, 'fifo', FileType.S_IFIFO | 0o644, 0)
+      const wh = fs.lstatSync(path.join(dir, 'wh'))
+      expect(wh.isCharacterDevice()).toBe(true)
+      expect(wh.rdev).toBe(0)
+      expect(fs.lstatSync(path.join(dir, 'fifo')).isFIFO()).toBe(true)
+      expect(() => mknodat(rootFd, 'wh', FileType.S_IFCHR, 0)).toThrow(expect.objectContaining({ code: 'EEXIST', syscall: 'mknodat' }))
+    } finally { close(rootFd) }
+  })
+})
+
+describe('xattrs', () => {
+  it('sets, reads and lists attributes, and does not follow a final symlink', () => {
+    const file = path.join(dir, 'f')
+    fs.writeFileSync(file, '')
+    lsetxattr(file, 'user.greeting', Buffer.from('hello'))
+    lsetxattr(file, 'trusted.overlay.opaque', Buffer.from('y'))
+    expect(lgetxattr(file, 'user.greeting')?.toString()).toBe('hello')
+    expect(lgetxattr(file, 'user.missing')).toBeNull()
+    expect(llistxattr(file).sort()).toEqual(['trusted.overlay.opaque', 'user.greeting'])
+    const link = path.join(dir, 'l')
+    fs.symlinkSync(file, link)
+    expect(llistxattr(link)).not.toContain('user.greeting')
+    expect(() => lgetxattr(path.join(dir, 'absent'), 'user.x')).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'lgetxattr' }))
+  })
+})
+
+describe('mountIn', () => {
+  it('mounts an overlay from relative lower paths without changing the process cwd', () => {
+    const cwdBefore = process.cwd()
+    for (const d of ['l/a', 'l/b', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(dir, d), { recursive: true })
+    fs.writeFileSync(path.join(dir, 'l/a/from-a'), 'a')
+    fs.writeFileSync(path.join(dir, 'l/b/from-b'), 'b')
+    const merged = path.join(dir, 'merged')
+    mountIn(dir, 'overlay', merged, 'overlay', 0, `lowerdir=l/a:l/b,upperdir=${dir}/upper,workdir=${dir}/work`)
+    try {
+      expect(fs.readdirSync(merged).sort()).toEqual(['from-a', 'from-b'])
+      expect(process.cwd()).toBe(cwdBefore)
+    } finally { umount2(merged, 0) }
+    expect(() => mountIn(path.join(dir, 'nope'), 'overlay', merged, 'overlay', 0, 'lowerdir=l/a'))
+      .toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'chdir' }))
+    expect(() => mountIn(dir, 'overlay', merged, 'overlay', MountFlag.RDONLY, 'lowerdir=l/missing:l/a'))
+      .toThrow(expect.objectContaining({ syscall: 'mount', path: merged }))
+  })
+})
