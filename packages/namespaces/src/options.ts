@@ -46,8 +46,17 @@ const mountSpec = z.discriminatedUnion('type', [
   }),
 ])
 
+const rootFilesystem = z.strictObject({
+  type: noNul('a file system type').pipe(z.string().min(1)),
+  source: noNul('a mount source').optional(),
+  data: noNul('mount data').pipe(z.string().max(4095, 'mount data is limited to one page')).optional(),
+  flags: z.number().int().min(0).optional(),
+  cwd: absolutePath.optional(),
+})
+
 export const rootfsSchema = z.strictObject({
   path: absolutePath,
+  filesystem: rootFilesystem.optional(),
   readonly: z.boolean().optional(),
   mounts: z.array(mountSpec).optional(),
   maskedPaths: z.array(absolutePath).optional(),
@@ -65,6 +74,13 @@ const processFields = {
   rlimits: z.partialRecord(z.enum(RLIMITS), rlimit).optional(),
   capabilities: capabilitySets.optional(),
   noNewPrivileges: z.boolean().optional(),
+  seccomp: z
+    .strictObject({
+      filter: z.instanceof(Uint8Array).refine((b) => b.length > 0 && b.length % 8 === 0 && b.length / 8 <= 4096,
+        'a filter is 1 to 4096 instructions of 8 bytes'),
+      flags: z.number().int().min(0).optional(),
+    })
+    .optional(),
   umask: z.number().int().min(0).max(0o777).optional(),
   stdio: z.tuple([stdioEntry, stdioEntry, stdioEntry]).optional(),
   fds: z.array(fd).max(61).optional(),

@@ -95,4 +95,11 @@ export function addProcessSteps(
   }
   if (o.umask !== undefined) list.add({ op: Op.Umask, n: [o.umask] }, { step: `umask ${o.umask.toString(8)}`, syscall: 'umask' })
   if (o.noNewPrivileges) list.add({ op: Op.NoNewPrivs }, { step: 'set no_new_privs', syscall: 'prctl' })
+  // Last, so that every step before it runs unfiltered; only execve follows.
+  if (o.seccomp) {
+    list.add(
+      { op: Op.Seccomp, blob: Buffer.from(o.seccomp.filter.buffer, o.seccomp.filter.byteOffset, o.seccomp.filter.byteLength), n: [o.seccomp.flags ?? 0] },
+      { step: 'load the seccomp filter (without CAP_SYS_ADMIN it needs noNewPrivileges)', syscall: 'seccomp' },
+    )
+  }
 }

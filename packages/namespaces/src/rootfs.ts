@@ -67,6 +67,13 @@ export function addRootfsSteps(list: StepList, rootfs: RootfsOptions, ctx: Rootf
   // Device nodes are created with mode 0666; the caller's umask must not narrow them.
   list.add({ op: Op.Umask, n: [0] }, { step: 'umask 0', syscall: 'umask' })
   list.mount(null, '/', null, MS.REC | MS.PRIVATE, null, 'make mount propagation private')
+  const fsys = rootfs.filesystem
+  if (fsys) {
+    // The child has its own cwd (no CLONE_FS), so this changes nothing for the parent; every
+    // later step uses absolute paths.
+    if (fsys.cwd) list.add({ op: Op.Chdir, s: [fsys.cwd] }, { step: `chdir ${fsys.cwd}`, syscall: 'chdir', path: fsys.cwd })
+    list.mount(fsys.source ?? fsys.type, root, fsys.type, fsys.flags ?? 0, fsys.data ?? null, `mount ${fsys.type} on ${root}`)
+  }
   list.mount(root, root, null, MS.BIND | MS.REC, null, `bind ${root} onto itself`)
 
   list.mkdir(inRoot('proc'), 0o555, '/proc')

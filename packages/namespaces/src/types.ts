@@ -31,6 +31,19 @@ export type MountSpec =
 export interface RootfsOptions {
   /** Host directory that becomes `/`. */
   path: string
+  /**
+   * A file system to mount on `path` first, inside the child's new mount namespace — the
+   * overlay of an image snapshot, say. It then exists only in that namespace and goes away
+   * with it, so a crashed parent leaves no mount behind on the host.
+   *
+   * @example
+   * ```ts
+   * // an overlay whose lowerdir names are short and relative to /var/lib/ctr/l (deep images)
+   * { type: 'overlay', source: 'overlay', cwd: '/var/lib/ctr/l',
+   *   data: 'lowerdir=a1:b2,upperdir=/var/lib/ctr/snapshots/c1/upper,workdir=/var/lib/ctr/snapshots/c1/work' }
+   * ```
+   */
+  filesystem?: RootFilesystem
   /** Mount the root read-only (the mounts on it stay as they are). */
   readonly?: boolean
   mounts?: MountSpec[]
@@ -38,6 +51,31 @@ export interface RootfsOptions {
   maskedPaths?: string[]
   /** Paths bound read-only. */
   readonlyPaths?: string[]
+}
+
+/** The file system mounted on {@link RootfsOptions.path} in the child's mount namespace. */
+export interface RootFilesystem {
+  /** File system type (`overlay`, `tmpfs`, …). */
+  type: string
+  /** Mount source; defaults to the type. */
+  source?: string
+  /** Mount data (options). Relative paths in it are resolved against `cwd`. */
+  data?: string
+  /** mount(2) flags ({@link MountFlag} values). */
+  flags?: number
+  /** The directory the child changes into before mounting, for relative paths in `data`. */
+  cwd?: string
+}
+
+/**
+ * A seccomp filter: a compiled classic-BPF program (`struct sock_filter[]`, 8 bytes per
+ * instruction) loaded last, just before exec. Without `CAP_SYS_ADMIN` it needs
+ * `noNewPrivileges`.
+ */
+export interface SeccompFilter {
+  filter: Uint8Array
+  /** `SECCOMP_FILTER_FLAG_*` bits for seccomp(2). */
+  flags?: number
 }
 
 /** Per-resource limits; `'unlimited'` is RLIM_INFINITY. Unset resources are inherited. */
@@ -69,6 +107,8 @@ export interface ProcessOptions {
   capabilities?: CapabilitySets
   /** Set `no_new_privs`: setuid binaries and file capabilities no longer raise privileges. */
   noNewPrivileges?: boolean
+  /** A seccomp filter loaded last, after no_new_privs (see {@link SeccompFilter}). */
+  seccomp?: SeccompFilter
   umask?: number
   /** Standard streams; default `['ignore', 'inherit', 'inherit']`. */
   stdio?: [Stdio, Stdio, Stdio]

@@ -295,3 +295,74 @@ describe('extra mounts', () => {
     expect(r.stderr).toMatch(/Read-only file system/)
   })
 })
+
+describe('a root file system mounted in the child', () => {
+  it('an overlay over the rootfs, with relative lower paths, is the root and is gone with the namespace', async () => {
+    const base = path.join(dir, 'ovl')
+    for (const d of ['l', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(base, d), { recursive: true })
+    fs.symlinkSync(root, path.join(base, 'l', 'bb'))
+    fs.mkdirSync(path.join(base, 'l', 'top'))
+    fs.writeFileSync(path.join(base, 'l', 'top', 'from-top'), 'top layer\n')
+    const r = await run({
+      argv: ['/bin/sh', '-c', 'cat /from-top; echo new > /written; grep " / " /proc/mounts | cut -d" " -f3'],
+      namespaces: ['mnt', 'pid'],
+      rootfs: {
+        path: path.join(base, 'merged'),
+        filesystem: {
+          type: 'overlay', cwd: path.join(base, 'l'),
+          data: `lowerdir=top:bb,upperdir=${base}/upper,workdir=${base}/work`,
+        },
+      },
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('top layer\noverlay\n')
+    expect(fs.readFileSync(path.join(base, 'upper', 'written'), 'utf8')).toBe('new\n')
+    expect(fs.existsSync(path.join(root, 'written'))).toBe(false)
+    // Only the child's mount namespace had it.
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(path.join(base, 'merged'))
+    expect(fs.readdirSync(path.join(base, 'merged'))).toEqual([])
+  })
+
+  it('a failing root mount names the file system and target', async () => {
+    const target = path.join(dir, 'empty-target')
+    fs.mkdirSync(target, { recursive: true })
+    await expect(run({
+      argv: ['/bin/true'], namespaces: ['mnt'],
+      rootfs: { path: target, filesystem: { type: 'overlay', data: 'lowerdir=/nonexistent-ctr-lower' } },
+    })).rejects.toMatchObject({ code: 'ENOENT', step: `mount overlay on ${target}` })
+  })
+})
+
+describe('seccomp', () => {
+  // A classic-BPF program: EPERM for mkdir and mkdirat, allow everything else (x86_64 and
+  // aarch64 numbers; another architecture is allowed through).
+  function denyMkdir(): Buffer {
+    const ins: [number, number, number, number][] = []
+    const LD_ABS = 0x20, JEQ = 0x15, RET = 0x06
+    const arch = process.arch === 'arm64' ? 0xc00000b7 : 0xc000003e
+    const nrs = process.arch === 'arm64' ? [34, 34] : [83, 258]
+    ins.push([LD_ABS, 0, 0, 4])                 // A = arch
+    ins.push([JEQ, 0, 4, arch])                 // foreign arch → allow
+    ins.push([LD_ABS, 0, 0, 0])                 // A = nr
+    ins.push([JEQ, 2, 0, nrs[0]!])
+    ins.push([JEQ, 1, 0, nrs[1]!])
+    ins.push([RET, 0, 0, 0x7fff0000])           // allow
+    ins.push([RET, 0, 0, 0x00050000 | 1])       // errno EPERM
+    const b = Buffer.alloc(ins.length * 8)
+    ins.forEach(([code, jt, jf, k], i) => { b.writeUInt16LE(code, i * 8); b.writeUInt8(jt, i * 8 + 2); b.writeUInt8(jf, i * 8 + 3); b.writeUInt32LE(k >>> 0, i * 8 + 4) })
+    return b
+  }
+
+  it('a loaded filter makes the denied syscall fail with EPERM and leaves the rest working', async () => {
+    const r = await box('mkdir /tmp/x; echo rc=$?; echo still-running', { noNewPrivileges: true, seccomp: { filter: denyMkdir() } })
+    expect(r.stdout).toBe('rc=1\nstill-running\n')
+    expect(r.stderr).toMatch(/Operation not permitted/)
+    const without = await box('mkdir /tmp/y && echo made; rmdir /tmp/y', {})
+    expect(without.stdout).toBe('made\n')
+  })
+
+  it('a malformed filter is refused before anything starts, naming the field', async () => {
+    await expect(run({ argv: ['/bin/true'], seccomp: { filter: Buffer.alloc(7) } }))
+      .rejects.toMatchObject({ code: 'ERR_CTR_INVALID_OPTIONS', field: 'seccomp.filter' })
+  })
+})
