@@ -44,6 +44,8 @@ interface Addon {
   llistxattr(path: string): string[]
   mountIn(cwd: string, source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void
   openFlags: OpenFlags
+  openpty(): { master: number; slave: number; path: string }
+  setWinsize(fd: number, columns: number, rows: number): void
 }
 
 /**
@@ -183,3 +185,18 @@ export const llistxattr = (path: string): string[] => addon().llistxattr(path)
  */
 export const mountIn = (cwd: string, source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void =>
   addon().mountIn(cwd, source, target, fstype, flags, data)
+
+/**
+ * Opens a pseudo-terminal pair (both ends close-on-exec). Give `slave` to the child as its
+ * stdio and controlling terminal; read and write `master` in the parent.
+ *
+ * @example
+ * ```ts
+ * const pty = openpty()
+ * const child = await spawn({ argv: ['sh'], stdio: [pty.slave, pty.slave, pty.slave], controllingTerminal: 0 })
+ * close(pty.slave)
+ * ```
+ */
+export const openpty = (): { master: number; slave: number; path: string } => addon().openpty()
+/** Sets a terminal's size (TIOCSWINSZ); the foreground process group gets SIGWINCH. */
+export const setWinsize = (fd: number, columns: number, rows: number): void => addon().setWinsize(fd, columns, rows)

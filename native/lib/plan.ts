@@ -55,6 +55,8 @@ export const Op = {
   MaskPath: 24,
   /** s: [path]: bind it onto itself read-only; missing is fine */
   ReadonlyPath: 25,
+  /** s: [interface name]: bring it up (loopback in a new network namespace) */
+  LinkUp: 26,
 } as const
 export type Op = (typeof Op)[keyof typeof Op]
 

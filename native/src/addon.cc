@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "fs_ops.h"
+#include "pty.h"
 #include "napi_errors.h"
 #include "plan.h"
 #include "poller.h"
@@ -115,6 +116,10 @@ void parse_steps(Plan& plan, Napi::Env env, Napi::Array arr) {
       case Op::MaskPath:
       case Op::ReadonlyPath:
         need(0);
+        break;
+      case Op::LinkUp:
+        need(0);
+        if (strlen(st.s[0]) >= 16) throw_type(env, where + ".s[0] is longer than an interface name");
         break;
       case Op::CapSet:
         if (st.blob_len != 24) throw_type(env, where + ".blob must hold 6 uint32");
@@ -445,6 +450,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, Eventfd, "eventfd"));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   RegisterFsOps(env, exports);
+  RegisterPty(env, exports);
   return exports;
 }
 

@@ -10,6 +10,9 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <linux/filter.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -157,6 +160,23 @@ long run_step(const Step& s) {
       struct sock_fprog prog{(unsigned short)(s.blob_len / sizeof(struct sock_filter)),
                              (struct sock_filter*)s.blob};
       return sys(__NR_seccomp, SECCOMP_SET_MODE_FILTER, s.n[0], &prog);
+    }
+    case Op::LinkUp: {
+      // SIOCGIFFLAGS / SIOCSIFFLAGS on a throwaway datagram socket: the interface name was
+      // checked to fit IFNAMSIZ when the plan was parsed, and is copied by hand (no libc).
+      struct ifreq ifr;
+      char* dst = reinterpret_cast<char*>(&ifr);
+      for (unsigned i = 0; i < sizeof ifr; i++) dst[i] = 0;
+      for (unsigned i = 0; s.s[0][i] && i < IFNAMSIZ - 1; i++) ifr.ifr_name[i] = s.s[0][i];
+      long fd = sys(__NR_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (failed(fd)) return fd;
+      long r = sys(__NR_ioctl, fd, SIOCGIFFLAGS, &ifr);
+      if (!failed(r)) {
+        ifr.ifr_flags = (short)(ifr.ifr_flags | IFF_UP);
+        r = sys(__NR_ioctl, fd, SIOCSIFFLAGS, &ifr);
+      }
+      sys(__NR_close, fd);
+      return r;
     }
     case Op::Setsid:
       return sys(__NR_setsid);

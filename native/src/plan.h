@@ -41,6 +41,7 @@ enum class Op : int32_t {
   MaskPath = 24,      // s0 path: bind /dev/null over a file, or a read-only tmpfs over a dir;
                       // a missing path is fine (runc's masked paths)
   ReadonlyPath = 25,  // s0 path: bind it onto itself read-only; a missing path is fine
+  LinkUp = 26,        // s0 interface name: set IFF_UP (loopback in a new network namespace)
   Count
 };
 

@@ -100,6 +100,7 @@ export const spawnSchema = z
     setgroups: z.enum(['allow', 'deny']).optional(),
     hostname: hostnameSchema.optional(),
     domainname: hostnameSchema.optional(),
+    loopback: z.boolean().optional(),
     rootfs: rootfsSchema.optional(),
   })
   .superRefine((o, ctx) => {

@@ -61,6 +61,10 @@ export async function spawn(options: SpawnOptions): Promise<Child> {
   }
 
   addHostnameSteps(steps, o.hostname, o.domainname)
+  // A new network namespace starts with `lo` down; runc and Docker bring it up.
+  if (created.has('net') && (o.loopback ?? true)) {
+    steps.add({ op: Op.LinkUp, s: ['lo'] }, { step: 'bring up lo in the new network namespace', syscall: 'ioctl' })
+  }
   if (o.rootfs) {
     addRootfsSteps(steps, o.rootfs, {
       userNs,

@@ -150,6 +150,8 @@ export interface SpawnOptions extends ProcessOptions {
   hostname?: string
   domainname?: string
   /** Root filesystem (needs a new `mnt` namespace). */
+  /** Bring up `lo` in a new network namespace (default true, as runc and Docker do). */
+  loopback?: boolean
   rootfs?: RootfsOptions
 }
 

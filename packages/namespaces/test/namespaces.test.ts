@@ -214,3 +214,14 @@ describe('net namespace', () => {
     expect(fs.readdirSync('/sys/class/net').length).toBeGreaterThan(1)
   })
 })
+
+describe('network namespace loopback', () => {
+  // `ip` asks netlink in its own network namespace (sysfs would show the mounter's).
+  it('a new network namespace has lo up, unless loopback is false', async () => {
+    const up = await run({ argv: ['/usr/sbin/ip', '-o', 'link', 'show', 'lo'], namespaces: ['net'] })
+    expect(up.code, up.stderr).toBe(0)
+    expect(up.stdout).toMatch(/<LOOPBACK,UP,LOWER_UP>/)
+    const down = await run({ argv: ['/usr/sbin/ip', '-o', 'link', 'show', 'lo'], namespaces: ['net'], loopback: false })
+    expect(down.stdout).toMatch(/<LOOPBACK>/)
+  })
+})

@@ -4,6 +4,8 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import tty from 'node:tty'
+import { close, openpty, setWinsize } from '@ctr/native'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { readText, SpawnError } from '../src/index.js'
 import { fdNumbers, parseFdListing, reap, run, safeRm, start, startHelper, tempDir, withChild, type NsChild } from './helpers/util.js'
@@ -280,6 +282,34 @@ describe('env, PATH and cwd', () => {
       expect(text).toMatch(/^a+$/)
     } finally {
       await reap(child)
+    }
+  })
+})
+
+describe('a pseudo-terminal as stdio', () => {
+  it('the child sees the pty as its controlling terminal, with the size we set', async () => {
+    const pty = openpty()
+    try {
+      setWinsize(pty.master, 101, 33)
+      const child = await start({
+        argv: ['/bin/sh', '-c', 'tty; stty size'],
+        stdio: [pty.slave, pty.slave, pty.slave],
+        controllingTerminal: 0,
+      })
+      close(pty.slave)
+      const out: Buffer[] = []
+      const master = new tty.ReadStream(pty.master)
+      master.on('data', (b: Buffer) => out.push(b))
+      master.on('error', () => {}) // EIO once the last slave closes
+      await child.exited
+      await new Promise((r) => setTimeout(r, 50))
+      master.destroy()
+      const text = Buffer.concat(out).toString()
+      expect(text).toContain(pty.path)
+      expect(text).toContain('33 101')
+    } catch (err) {
+      try { close(pty.master) } catch { /* already closed by the stream */ }
+      throw err
     }
   })
 })
