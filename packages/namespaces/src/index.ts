@@ -32,6 +32,8 @@ export type {
   EnterOptions,
   ProcessOptions,
   RootfsOptions,
+  RootFilesystem,
+  SeccompFilter,
   MountSpec,
   IdMapEntry,
   Stdio,
