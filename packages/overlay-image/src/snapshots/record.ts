@@ -1,0 +1,97 @@
+/** `snapshot.json`: validation, crash-safe writing, reading. */
+import { randomBytes } from 'node:crypto'
+import { open, readFile, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { StoreError, ioError } from '../errors.js'
+import type { SnapshotRecord } from '../paths.js'
+
+/** A snapshot id: what `docker run --name` accepts, at most 128 characters. */
+export const SNAPSHOT_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
+
+/** A chain id: `sha256:<64 hex>` (or `sha512:<128 hex>`), or the bare hex. */
+const CHAIN_ID_RE = /^(?:(?:sha256:)?[0-9a-f]{64}|(?:sha512:)?[0-9a-f]{128})$/
+
+export const SnapshotIdSchema = z.string().regex(SNAPSHOT_ID_RE, 'a snapshot id is 1 to 128 characters of [A-Za-z0-9_.-], starting with a letter or digit')
+
+export const SnapshotRecordSchema = z.object({
+  id: SnapshotIdSchema,
+  image: z.string(),
+  manifestDigest: z.string().min(1),
+  chainIds: z.array(z.string().regex(CHAIN_ID_RE, 'not a chain id (sha256:<64 hex digits>)')),
+  readonly: z.boolean(),
+  created: z.string(),
+})
+
+/** Checks a snapshot id; throws `ERR_STORE_INVALID` (field `id`). */
+export function checkId(id: unknown): string {
+  const r = SnapshotIdSchema.safeParse(id)
+  if (!r.success) {
+    throw new StoreError('ERR_STORE_INVALID', `invalid snapshot id ${JSON.stringify(id)}: ${r.error.issues[0]?.message ?? 'invalid'}`, { field: 'id' })
+  }
+  return r.data
+}
+
+/** fsync of a directory, so a rename or a new entry in it survives a power loss. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/** A name for a temporary under `snapshots/`: `.tmp-<pid>-<what>-<random>` (the pid lets recovery skip live owners). */
+export function tmpName(what: string): string {
+  return `.tmp-${process.pid}-${what}-${randomBytes(6).toString('hex')}`
+}
+
+/**
+ * Writes `dir/name` crash-safely: a temporary beside it, fsync, rename, fsync of the directory
+ * (which also makes any other new entries of `dir` durable). Without `fsync`, only the rename.
+ */
+export async function writeFileAtomic(dir: string, name: string, data: string, fsync: boolean): Promise<void> {
+  const file = join(dir, name)
+  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`)
+  let renamed = false
+  try {
+    const fh = await open(tmp, 'wx', 0o644)
+    try {
+      await fh.writeFile(data)
+      if (fsync) await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(tmp, file)
+    renamed = true
+    if (fsync) await fsyncDir(dir)
+  } catch (err) {
+    if (!renamed) await rm(tmp, { force: true }).catch(() => {})
+    throw ioError('write', file, err)
+  }
+}
+
+/** Reads and validates a snapshot's record; `undefined` when the snapshot does not exist. */
+export async function readRecord(file: string): Promise<SnapshotRecord | undefined> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+    throw ioError('read', file, err)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new StoreError('ERR_STORE_IO', `read \`${file}\`: not valid JSON`, { path: file, cause: err })
+  }
+  const r = SnapshotRecordSchema.safeParse(json)
+  if (!r.success) {
+    const iss = r.error.issues[0]
+    throw new StoreError('ERR_STORE_IO', `read \`${file}\`: ${iss?.path.join('.') ?? ''}: ${iss?.message ?? 'invalid'}`, { path: file })
+  }
+  return r.data
+}
