@@ -435,7 +435,7 @@ describe('remove and recovery', () => {
       `
       const r2 = await runScript(
         built.dir,
-        killAt('rename', `String(args[0]).includes('/.tmp-') && !String(args[0]).endsWith('.tmp')`, `await s.prepare({ id: 'half', image: 'i', manifestDigest: ${JSON.stringify(DIGEST)}, chainIds: ${JSON.stringify(layers)} })`),
+        killAt('rename', `String(args[1]).endsWith('/snapshots/half')`, `await s.prepare({ id: 'half', image: 'i', manifestDigest: ${JSON.stringify(DIGEST)}, chainIds: ${JSON.stringify(layers)} })`),
       ).exited
       expect(r2.signal, r2.stderr).toBe('SIGKILL')
       expect(existsSync(paths.snapshot('half'))).toBe(false)

@@ -1,7 +1,6 @@
 /** `snapshot.json`: validation, crash-safe writing, reading. */
 import { randomBytes } from 'node:crypto'
-import { open, readFile, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { StoreError, ioError } from '../errors.js'
 import type { SnapshotRecord } from '../paths.js'
@@ -32,44 +31,12 @@ export function checkId(id: unknown): string {
   return r.data
 }
 
-/** fsync of a directory, so a rename or a new entry in it survives a power loss. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
-
-/** A name for a temporary under `snapshots/`: `.tmp-<pid>-<what>-<random>` (the pid lets recovery skip live owners). */
+/**
+ * A name for a temporary under `snapshots/`: `.tmp-<pid>-<what>-<random>` — the pattern of
+ * `fs/atomic.ts` (`temporaryOwner` reads the pid), with what it is spelled out for a human.
+ */
 export function tmpName(what: string): string {
   return `.tmp-${process.pid}-${what}-${randomBytes(6).toString('hex')}`
-}
-
-/**
- * Writes `dir/name` crash-safely: a temporary beside it, fsync, rename, fsync of the directory
- * (which also makes any other new entries of `dir` durable). Without `fsync`, only the rename.
- */
-export async function writeFileAtomic(dir: string, name: string, data: string, fsync: boolean): Promise<void> {
-  const file = join(dir, name)
-  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`)
-  let renamed = false
-  try {
-    const fh = await open(tmp, 'wx', 0o644)
-    try {
-      await fh.writeFile(data)
-      if (fsync) await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, file)
-    renamed = true
-    if (fsync) await fsyncDir(dir)
-  } catch (err) {
-    if (!renamed) await rm(tmp, { force: true }).catch(() => {})
-    throw ioError('write', file, err)
-  }
 }
 
 /** Reads and validates a snapshot's record; `undefined` when the snapshot does not exist. */

@@ -25,7 +25,8 @@ import { StoreError, ioError } from '../errors.js'
 import { StorePaths, type SnapshotRecord } from '../paths.js'
 import { mountsUnder, readMountinfo, unmountAllUnder, type MountEntry } from './mountinfo.js'
 import { needsEmptyLower, overlayMountSpec, type OverlayMountSpec } from './mount-spec.js'
-import { SnapshotIdSchema, checkId, fsyncDir, readRecord, tmpName, writeFileAtomic } from './record.js'
+import { fsyncDir, processAlive, temporaryOwner, writeFileAtomic } from '../fs/atomic.js'
+import { SnapshotIdSchema, checkId, readRecord, tmpName } from './record.js'
 
 /** A snapshot as {@link Snapshots} returns it. */
 export interface Snapshot {
@@ -183,7 +184,7 @@ export class Snapshots {
       if (needsEmptyLower(record)) await mkdirMode(join(tmp, 'empty'), 0o755)
       // The record, then the temporary directory's entries (its fsync covers upper/, work/,
       // merged/ too), are durable before the rename that publishes them.
-      await writeFileAtomic(tmp, 'snapshot.json', JSON.stringify(record, null, 2) + '\n', this.#fsync)
+      await writeFileAtomic(join(tmp, 'snapshot.json'), JSON.stringify(record, null, 2) + '\n', { fsync: this.#fsync })
       try {
         await rename(tmp, dir)
       } catch (err) {
@@ -412,23 +413,14 @@ export async function recoverSnapshots(paths: StorePaths): Promise<string[]> {
   const removed: string[] = []
   for (const name of names) {
     if (!name.startsWith('.tmp-')) continue
-    const pid = Number(/^\.tmp-(\d+)-/.exec(name)?.[1])
-    if (Number.isSafeInteger(pid) && pid > 0 && isAlive(pid)) continue
+    const pid = temporaryOwner(name)
+    if (pid !== undefined && processAlive(pid)) continue
     const path = join(dir, name)
     await unmountAllUnder(await realpath(path).catch(() => path), `recover \`${path}\``)
     await removeTree(path, `recover \`${path}\``)
     removed.push(name)
   }
   return removed
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** rm -rf, refusing when anything is still mounted below (rm would walk into the mount). */
