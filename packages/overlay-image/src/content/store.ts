@@ -302,6 +302,9 @@ export class ContentStore implements ContentSink, ContentSource {
         throw ioError('create temporary', tmp, err)
       }
       const iterator = data[Symbol.asyncIterator]()
+      // Network chunks are small (16-64 KiB): gather them and write up to 1 MiB per writev.
+      let pending: Uint8Array[] = []
+      let pendingBytes = 0
       try {
         for (;;) {
           throwIfAborted(signal, what)
@@ -315,8 +318,15 @@ export class ContentStore implements ContentSink, ContentSource {
           if (next.done) break
           const chunk = next.value
           verifier.update(chunk) // throws SizeMismatchError as soon as the blob is too long
-          await writeAll(fh, chunk, tmp)
+          pending.push(chunk)
+          pendingBytes += chunk.byteLength
+          if (pendingBytes >= WRITE_BATCH) {
+            await writeAll(fh, pending, tmp)
+            pending = []
+            pendingBytes = 0
+          }
         }
+        await writeAll(fh, pending, tmp)
       } catch (err) {
         if (sourceError === undefined) await closeIterator(iterator)
         throw err
@@ -577,16 +587,28 @@ function storeErrorOf(err: unknown, what: string, _mediaType: string | undefined
   return err
 }
 
-async function writeAll(fh: fs.FileHandle, chunk: Uint8Array, file: string): Promise<void> {
-  let off = 0
-  while (off < chunk.byteLength) {
+/** Bytes gathered before one `writev`. */
+const WRITE_BATCH = 1 << 20
+
+async function writeAll(fh: fs.FileHandle, chunks: Uint8Array[], file: string): Promise<void> {
+  let rest = chunks
+  while (rest.length > 0) {
     let n: number
     try {
-      ;({ bytesWritten: n } = await fh.write(chunk, off, chunk.byteLength - off))
+      ;({ bytesWritten: n } = await fh.writev(rest))
     } catch (err) {
       throw ioError('write', file, err)
     }
-    off += n
+    // A short write (rare): drop what was written and go on with the rest.
+    const left: Uint8Array[] = []
+    for (const c of rest) {
+      if (n >= c.byteLength) n -= c.byteLength
+      else {
+        left.push(n > 0 ? c.subarray(n) : c)
+        n = 0
+      }
+    }
+    rest = left
   }
 }
 
