@@ -3,15 +3,24 @@
  * `@ctr/overlay-image` and `@ctr/registry-client`.
  *
  * This release holds the foundations `run()` builds on: Docker's security defaults
- * (capabilities, a seccomp profile compiled to BPF in TypeScript).
+ * (capabilities, a seccomp profile compiled to BPF in TypeScript) and the image config rules
+ * (User through the image's /etc/passwd and /etc/group, Env, Entrypoint and Cmd).
  *
  * @example
  * ```ts
- * import { compileSeccomp, defaultSeccompProfile, resolveCapabilities, seccompFilter, capabilitySets } from '@ctr/runtime'
+ * import { spawn } from '@ctr/namespaces'
+ * import { capabilitySets, compileSeccomp, defaultSeccompProfile, mergeEnv, resolveCapabilities, resolveCommand, resolveUser, seccompFilter } from '@ctr/runtime'
  *
  * const caps = resolveCapabilities({ capAdd: ['NET_ADMIN'] })
  * const filter = compileSeccomp(defaultSeccompProfile(), { caps })
- * await spawn({ argv: ['sh'], capabilities: capabilitySets(caps), noNewPrivileges: true, seccomp: seccompFilter(filter) })
+ * const user = await resolveUser(rootfs, imageConfig.User)
+ * await spawn({
+ *   argv: resolveCommand(imageConfig, { cmd: ['sh', '-c', 'id'] }),
+ *   env: mergeEnv({ image: imageConfig.Env, user: { DEBUG: '1' }, home: user.home, hostname: 'box' }),
+ *   user: { uid: user.uid, gid: user.gid, groups: user.additionalGids },
+ *   capabilities: capabilitySets(caps), noNewPrivileges: true, seccomp: seccompFilter(filter),
+ *   namespaces: ['pid', 'mnt', 'uts', 'ipc', 'net'], hostname: 'box', rootfs: { path: rootfs },
+ * })
  * ```
  * @packageDocumentation
  */
@@ -60,3 +69,13 @@ export {
   type ArchInfo,
 } from './security/seccomp/syscalls.js'
 export { BPF, BPF_MAXINSNS, decodeFilters, encodeFilters, type SockFilter } from './security/seccomp/bpf.js'
+export {
+  resolveUser,
+  readRootfsFile,
+  parsePasswd,
+  parseGroup,
+  type ResolvedUser,
+  type ResolveUserOptions,
+} from './image-config/user.js'
+export { mergeEnv, DEFAULT_PATH, type EnvInput, type MergeEnvOptions } from './image-config/env.js'
+export { resolveCommand, type CommandOverrides } from './image-config/command.js'
