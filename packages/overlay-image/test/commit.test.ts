@@ -14,6 +14,7 @@ import { MediaType, digestOf, type Descriptor, type ImageConfig, type Manifest }
 import { ContentStore } from '../src/content/store.js'
 import { StoreError } from '../src/errors.js'
 import { chainIds as chainIdsOf } from '../src/layers/chain-id.js'
+import { unpackLayer } from '../src/layers/unpack.js'
 import type { StorePaths } from '../src/paths.js'
 import { Snapshots, type Snapshot } from '../src/snapshots/index.js'
 import { commitSnapshot, diffUpper, tarStream, entryHeader, paxRecord, type CommitArgs } from '../src/commit/index.js'
@@ -226,6 +227,35 @@ describe('diff and tar', () => {
       const r = await commitSnapshot(await commitArgs(snap, image, { compression: 'none' }))
       const e = listTar(blob(r.layerDesc)).find((x) => x.name === 'nested')!
       expect(e.xattrs).toEqual({ 'trusted.overlay.opaque': 'y' })
+    } finally {
+      await snaps.remove('c1')
+    }
+  })
+
+  it('round trip: the committed layer, unpacked by the store\'s unpacker on top of the base, renders the same tree', async () => {
+    const { image, snap } = await prepared()
+    try {
+      makeChanges(snap.rootfs)
+      for (const compression of ['gzip', 'zstd'] as const) {
+        const r = await commitSnapshot(await commitArgs(snap, image, { compression }))
+        const { chainId, created } = await unpackLayer(
+          paths,
+          { blobPath: content.path(r.layerDesc.digest), mediaType: r.layerDesc.mediaType, digest: r.layerDesc.digest, size: r.layerDesc.size },
+          r.diffId,
+          image.chainIds.at(-1),
+          { fsync: false },
+        )
+        expect(created).toBe(compression === 'gzip') // the same diff id: the same layer, unpacked once
+        expect(chainIdsOf(r.config.rootfs.diff_ids).at(-1)).toBe(chainId)
+        const again = await snaps.prepare({ id: 'c2', image: 'mine:v2', manifestDigest: r.manifestDesc.digest, chainIds: [...image.chainIds, chainId] })
+        try {
+          expect(listTree(again.rootfs, { modes: true, xattrs: true })).toEqual(listTree(snap.rootfs, { modes: true, xattrs: true }))
+          const ino = (p: string) => lstatSync(join(again.rootfs, p)).ino
+          expect(ino('opt/app/run-again')).toBe(ino('opt/app/run'))
+        } finally {
+          await snaps.remove('c2')
+        }
+      }
     } finally {
       await snaps.remove('c1')
     }

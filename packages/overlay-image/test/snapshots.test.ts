@@ -325,6 +325,16 @@ describe('get, list, mountSnapshot, unmount', () => {
     expect(await snaps.list()).toEqual([])
   })
 
+  it('mountSnapshot names a layer that went away (ERR_STORE_NOT_FOUND) instead of failing in mount(2)', async () => {
+    const chainIds = layeredImage()
+    await snaps.prepare({ id: 'c', image: 'i', manifestDigest: DIGEST, chainIds, mount: false })
+    await rm(paths.layer(chainIds[1]!), { recursive: true })
+    const err = await expectStoreError(snaps.mountSnapshot('c'), 'ERR_STORE_NOT_FOUND')
+    expect(err.digest).toBe(chainIds[1])
+    expect(mountsBelow(store.root)).toEqual([])
+    await snaps.remove('c')
+  })
+
   it('unmount detaches a busy mount and anything mounted below it', async () => {
     const snap = await snaps.prepare({ id: 'busy', image: 'i', manifestDigest: DIGEST, chainIds: layeredImage() })
     const { openSync, closeSync } = await import('node:fs')

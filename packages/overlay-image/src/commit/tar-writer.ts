@@ -86,6 +86,11 @@ function padding(size: number): number {
 /**
  * One pax record, `"<length> <key>=<value>\n"`, where the length counts itself. The value is
  * bytes, so binary xattr values go in unchanged.
+ *
+ * @example
+ * ```ts
+ * paxRecord('path', Buffer.from('a')).toString() // '9 path=a\n'
+ * ```
  */
 export function paxRecord(key: string, value: Buffer): Buffer {
   const rest = Buffer.byteLength(key) + value.length + 3 // ' ', '=', '\n'

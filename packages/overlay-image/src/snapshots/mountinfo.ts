@@ -29,7 +29,14 @@ function unescape(s: string): string {
   return s.includes('\\') ? s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) : s
 }
 
-/** Parses the text of a mountinfo file. Lines that do not parse are skipped. */
+/**
+ * Parses the text of a mountinfo file. Lines that do not parse are skipped.
+ *
+ * @example
+ * ```ts
+ * parseMountinfo('66 43 0:39 / /tmp/a\\040b rw - overlay overlay rw,lowerdir=x:y\n')[0].mountPoint // '/tmp/a b'
+ * ```
+ */
 export function parseMountinfo(text: string): MountEntry[] {
   const out: MountEntry[] = []
   for (const line of text.split('\n')) {
@@ -50,12 +57,26 @@ export function parseMountinfo(text: string): MountEntry[] {
   return out
 }
 
-/** The mounts of the calling process's mount namespace, in mount order (later mounts last). */
+/**
+ * The mounts of the calling process's mount namespace, in mount order (later mounts last).
+ *
+ * @example
+ * ```ts
+ * const overlays = (await readMountinfo()).filter((m) => m.fstype === 'overlay')
+ * ```
+ */
 export async function readMountinfo(): Promise<MountEntry[]> {
   return parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'))
 }
 
-/** Mounts at `dir` or below it. `dir` must be a real path (no symlinks), as the kernel shows it. */
+/**
+ * Mounts at `dir` or below it. `dir` must be a real path (no symlinks), as the kernel shows it.
+ *
+ * @example
+ * ```ts
+ * mountsUnder(await readMountinfo(), await realpath('/var/lib/ctr/snapshots/c1')) // [] once removed
+ * ```
+ */
 export function mountsUnder(entries: MountEntry[], dir: string): MountEntry[] {
   const prefix = dir.endsWith('/') ? dir : dir + '/'
   return entries.filter((e) => e.mountPoint === dir || e.mountPoint.startsWith(prefix))
@@ -65,6 +86,11 @@ export function mountsUnder(entries: MountEntry[], dir: string): MountEntry[] {
  * Unmounts every mount at or below `dir` (a real path), deepest and most recent first. A mount
  * that is busy is detached (`MNT_DETACH`): it disappears from the tree at once and the kernel
  * frees it when its last user goes. Throws `ERR_STORE_MOUNT` if something stays mounted.
+ *
+ * @example
+ * ```ts
+ * await unmountAllUnder(await realpath(snap.rootfs), 'unmount snapshot c1')
+ * ```
  */
 export async function unmountAllUnder(dir: string, what: string): Promise<void> {
   // Each round unmounts one mount; a mount that the kernel refuses to unmount twice (EINVAL for

@@ -5,7 +5,14 @@ import { z } from 'zod'
 import { StoreError, ioError } from '../errors.js'
 import type { SnapshotRecord } from '../paths.js'
 
-/** A snapshot id: what `docker run --name` accepts, at most 128 characters. */
+/**
+ * A snapshot id: what `docker run --name` accepts, at most 128 characters.
+ *
+ * @example
+ * ```ts
+ * SNAPSHOT_ID_RE.test('c1') // true
+ * ```
+ */
 export const SNAPSHOT_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 
 /** A chain id: `sha256:<64 hex>` (or `sha512:<128 hex>`), or the bare hex. */
@@ -22,7 +29,15 @@ export const SnapshotRecordSchema = z.object({
   created: z.string(),
 })
 
-/** Checks a snapshot id; throws `ERR_STORE_INVALID` (field `id`). */
+/**
+ * Checks a snapshot id; throws `ERR_STORE_INVALID` (field `id`).
+ *
+ * @example
+ * ```ts
+ * checkId('web-1')   // 'web-1'
+ * checkId('../etc')  // throws StoreError ERR_STORE_INVALID, field 'id'
+ * ```
+ */
 export function checkId(id: unknown): string {
   const r = SnapshotIdSchema.safeParse(id)
   if (!r.success) {

@@ -144,19 +144,7 @@ export class Snapshots {
     if (await exists(dir)) throw new StoreError('ERR_STORE_EXISTS', `snapshot ${args.id} already exists`, { path: dir })
 
     // Every layer must be unpacked; the top one's root directory gives the upper its attributes.
-    // (stat is synchronous for the same reason as the short links: 128 tiny syscalls are faster
-    // than 128 trips through libuv's thread pool)
-    const roots = args.chainIds.map((chainId) => {
-      const fs = paths.layerFs(chainId)
-      let st: Stats | undefined
-      try {
-        st = statSync(fs)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('stat', fs, err)
-      }
-      if (st?.isDirectory()) return st
-      throw new StoreError('ERR_STORE_NOT_FOUND', `prepare snapshot ${args.id}: layer ${chainId} is not unpacked (no \`${fs}\`)`, { path: fs, digest: chainId })
-    })
+    const roots = layerRoots(paths, args.chainIds, `prepare snapshot ${args.id}`)
     const top = roots.at(-1)
 
     const record: SnapshotRecord = {
@@ -272,7 +260,10 @@ export class Snapshots {
     return this.#locked(id, async () => {
       const record = await this.#record(id)
       const spec = await overlayMountSpec(this.paths, record)
-      if (!(await this.#isMounted(id, await readMountinfo()))) this.#mount(spec, id)
+      if (!(await this.#isMounted(id, await readMountinfo()))) {
+        layerRoots(this.paths, record.chainIds, `mount snapshot ${id}`) // ERR_STORE_NOT_FOUND for a layer collected meanwhile
+        this.#mount(spec, id)
+      }
       return this.#snapshot(record, spec, true)
     })
   }
@@ -290,7 +281,8 @@ export class Snapshots {
     checkId(id)
     return this.#locked(id, async () => {
       await this.#record(id)
-      await unmountAllUnder(await realpath(join(this.paths.snapshot(id), 'merged')), `unmount snapshot ${id}`)
+      const merged = await realpath(join(this.paths.snapshot(id), 'merged')).catch(() => undefined)
+      if (merged !== undefined) await unmountAllUnder(merged, `unmount snapshot ${id}`)
     })
   }
 
@@ -388,6 +380,25 @@ export class Snapshots {
       if (this.#locks.get(id) === tail) this.#locks.delete(id)
     }
   }
+}
+
+/**
+ * The root directories of a snapshot's layers (`layers/<hex>/fs`), bottom first; throws
+ * `ERR_STORE_NOT_FOUND` naming the first one that is not unpacked. Synchronous on purpose: 128
+ * tiny stat calls are faster than 128 trips through libuv's thread pool.
+ */
+function layerRoots(paths: StorePaths, chainIds: readonly string[], what: string): Stats[] {
+  return chainIds.map((chainId) => {
+    const fs = paths.layerFs(chainId)
+    let st: Stats | undefined
+    try {
+      st = statSync(fs)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('stat', fs, err)
+    }
+    if (st?.isDirectory()) return st
+    throw new StoreError('ERR_STORE_NOT_FOUND', `${what}: layer ${chainId} is not unpacked (no \`${fs}\`)`, { path: fs, digest: chainId })
+  })
 }
 
 /**
