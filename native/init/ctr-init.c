@@ -25,7 +25,9 @@
  *
  * Built static (cc -static -Os) so that it runs in any root filesystem; see build.sh.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -18,6 +18,7 @@
  * ```
  * @packageDocumentation
  */
+import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -200,3 +201,16 @@ export const mountIn = (cwd: string, source: string | null, target: string, fsty
 export const openpty = (): { master: number; slave: number; path: string } => addon().openpty()
 /** Sets a terminal's size (TIOCSWINSZ); the foreground process group gets SIGWINCH. */
 export const setWinsize = (fd: number, columns: number, rows: number): void => addon().setWinsize(fd, columns, rows)
+
+/**
+ * The path of `ctr-init`, the static PID 1 built with the addon (reaps zombies, forwards
+ * signals; bind-mount it into a container and run `ctr-init -- cmd…`). Throws
+ * `ERR_CTR_NATIVE_MISSING` when it was not built.
+ */
+export function initBinaryPath(): string {
+  const file = path.join(path.dirname(findAddon()), 'ctr-init')
+  if (!existsSync(file)) {
+    throw Object.assign(new Error(`ctr-init is missing at ${file}; build it with \`pnpm --filter @ctr/native build\``), { code: 'ERR_CTR_NATIVE_MISSING' })
+  }
+  return file
+}
