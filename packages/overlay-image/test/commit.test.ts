@@ -272,9 +272,12 @@ describe('diff and tar', () => {
       expect(b.configDesc).toEqual(a.configDesc)
       expect(b.manifestDesc).toEqual(a.manifestDesc)
       // also compressed, and also without a fixed mtime (nothing changed in between)
-      const g1 = await commitSnapshot({ ...args, compression: 'gzip' })
-      const g2 = await commitSnapshot({ ...args, compression: 'gzip' })
-      expect(g2.layerDesc.digest).toBe(g1.layerDesc.digest)
+      for (const compression of ['gzip', 'zstd'] as const) {
+        const c1 = await commitSnapshot({ ...args, compression })
+        const c2 = await commitSnapshot({ ...args, compression })
+        expect(c2.layerDesc.digest).toBe(c1.layerDesc.digest)
+        expect(c2.manifestDesc.digest).toBe(c1.manifestDesc.digest)
+      }
       const n1 = await commitSnapshot({ ...args, mtime: undefined })
       const n2 = await commitSnapshot({ ...args, mtime: undefined })
       expect(n2.diffId).toBe(n1.diffId)
@@ -398,6 +401,17 @@ describe('commit', () => {
       const err = await commitSnapshot(await commitArgs(snap, image, { compression: 'zstd', format: 'docker' })).catch((e: unknown) => e)
       expect(err).toBeInstanceOf(StoreError)
       expect((err as StoreError).code).toBe('ERR_STORE_UNSUPPORTED')
+      // an OCI base written as Docker
+      const { image: oci } = { image: baseImage(BASE_LAYERS) }
+      const snap2 = await snaps.prepare({ id: 'c2', image: 'i', manifestDigest: oci.manifestDigest, chainIds: oci.chainIds, mount: false })
+      try {
+        const od = await commitSnapshot(await commitArgs(snap2, oci, { format: 'docker' }))
+        expect(od.manifest.mediaType).toBe(MediaType.DockerManifest)
+        expect(od.configDesc.mediaType).toBe(MediaType.DockerConfig)
+        expect(od.manifest.layers.map((l) => l.mediaType)).toEqual([MediaType.DockerLayerGzip, MediaType.DockerLayerGzip, MediaType.DockerLayerGzip])
+      } finally {
+        await snaps.remove('c2')
+      }
       // and format 'oci' converts with gzip too
       const d = await commitSnapshot(await commitArgs(snap, image, { format: 'oci' }))
       expect(d.manifestDesc.mediaType).toBe(MediaType.OciManifest)
@@ -424,6 +438,7 @@ describe('commit', () => {
       expect(await code({ changes: { workingDir: 'relative' } })).toEqual(['ERR_STORE_INVALID', 'changes.workingDir'])
       expect(await code({ changes: { bogus: 1 } as never })).toEqual(['ERR_STORE_INVALID', 'changes'])
       expect(await code({ compression: 'xz' as never })).toEqual(['ERR_STORE_INVALID', 'compression'])
+      expect(await code({ snapshot: { ...snap.record, id: 'gone' } })).toEqual(['ERR_STORE_NOT_FOUND', undefined])
       expect(blobNames()).toEqual(before)
     } finally {
       await snaps.remove('ro')

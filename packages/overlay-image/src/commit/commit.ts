@@ -12,6 +12,7 @@
  * nothing refers to yet (garbage collection's business); the snapshot itself is only read.
  */
 import { createHash } from 'node:crypto'
+import { stat } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { z } from 'zod'
 import {
@@ -162,6 +163,10 @@ function invalid(field: string, message: string): StoreError {
  * With `mtime` (and the same snapshot content, base and options) two commits give the same
  * layer, config and manifest digests.
  *
+ * The upper directory is read while the layer streams: freeze or stop the container first, as
+ * `docker commit` pauses it (a file that shrinks under the walk fails the commit with
+ * `ERR_STORE_IO`; one that grows is cut at the size it had when its entry was made).
+ *
  * Throws `ERR_STORE_INVALID` for a read-only snapshot, a base image whose layers are not the
  * snapshot's, or bad `changes`; `ERR_STORE_UNSUPPORTED` for an upper directory that is not
  * self-contained (see `diff.ts`) or Docker + zstd; `ERR_STORE_ABORTED`; `ERR_STORE_IO`.
@@ -212,6 +217,11 @@ export async function commitSnapshot(args: CommitArgs): Promise<CommitResult> {
   const upper = args.paths.snapshot(record.id) + '/upper'
   const signal = args.signal
   throwIfAborted(signal, what)
+  try {
+    if (!(await stat(upper)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
+  } catch (err) {
+    throw new StoreError('ERR_STORE_NOT_FOUND', `${what}: no upper directory \`${upper}\` (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { path: upper, cause: err })
+  }
 
   // ---- the layer
   const internal = new AbortController()
