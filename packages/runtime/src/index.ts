@@ -25,6 +25,21 @@
  * @packageDocumentation
  */
 export { RuntimeError, type RuntimeErrorCode } from './errors.js'
+export { run, type RunOptions, type RunResult } from './run.js'
+export { Runtime, create, getDefaultRuntime, type RuntimeOptions, type CreateOptions } from './runtime.js'
+export {
+  Container,
+  type ExitInfo,
+  type ContainerEvent,
+  type StartOptions,
+  type ExecOptions,
+  type ExecResult,
+  type ProcessInfo,
+} from './container/container.js'
+export { type ContainerState } from './container/state.js'
+export { type LogEntry } from './container/logs.js'
+export { parseImageName, storeRef, type ImageName } from './image/source.js'
+export { parseSize, cpusToQuota } from './options/units.js'
 export {
   DEFAULT_CAPABILITIES,
   resolveCapabilities,

@@ -1,0 +1,52 @@
+/**
+ * The /etc files Docker generates for each container and bind-mounts in: `hostname`, `hosts`
+ * (localhost and the container's own name) and `resolv.conf` (the host's, minus loopback
+ * name servers the container cannot reach from its own network namespace).
+ */
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+
+export interface EtcFile {
+  /** Where it is in the container. */
+  target: string
+  /** The generated file on the host. */
+  source: string
+}
+
+/** Google's public resolvers: Docker's fallback when the host only has loopback ones. */
+const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4']
+
+/** The host's resolv.conf as a container on its own network should see it. */
+export async function containerResolvConf(network: 'none' | 'host', hostFile = '/etc/resolv.conf'): Promise<string> {
+  let text = ''
+  try {
+    text = await fs.readFile(hostFile, 'utf8')
+  } catch {
+    /* no resolv.conf on the host: the fallback below */
+  }
+  if (network === 'host') return text
+  const lines = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l))
+  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push(...FALLBACK_NAMESERVERS.map((ns) => `nameserver ${ns}`))
+  return lines.join('\n').replace(/\n*$/, '\n')
+}
+
+/** Writes the files into `dir` (the container's state directory) and says where they go. */
+export async function writeEtcFiles(dir: string, hostname: string, network: 'none' | 'host'): Promise<EtcFile[]> {
+  const hosts = [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'ff00::0\tip6-mcastprefix',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+    `127.0.1.1\t${hostname}`,
+    '',
+  ].join('\n')
+  const files: [string, string][] = [
+    ['hostname', `${hostname}\n`],
+    ['hosts', network === 'host' ? await fs.readFile('/etc/hosts', 'utf8').catch(() => hosts) : hosts],
+    ['resolv.conf', await containerResolvConf(network)],
+  ]
+  await Promise.all(files.map(([name, text]) => fs.writeFile(path.join(dir, name), text, { mode: 0o644 })))
+  return files.map(([name]) => ({ target: `/etc/${name}`, source: path.join(dir, name) }))
+}

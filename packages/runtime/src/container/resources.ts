@@ -1,0 +1,55 @@
+/**
+ * What a container holds on the host — its cgroup, its snapshot (an overlay mount and upper
+ * directory), its state directory — and how to release it, in reverse order of creation.
+ * Release is idempotent and goes on past a failing step, so a half-created or crashed
+ * container is always cleaned up completely; the first failure is reported at the end.
+ */
+import { Cgroup } from '@ctr/cgroups'
+import type { ImageStore } from '@ctr/overlay-image'
+import { RuntimeError } from '../errors.js'
+import type { StateStore } from './state.js'
+
+export interface ContainerResources {
+  id: string
+  store: ImageStore
+  states: StateStore
+  /** Set once created. */
+  cgroup?: Cgroup
+  /** Its name and parent, to reopen it after a crash. */
+  cgroupName?: string
+  cgroupParent?: string
+  /** Set once the snapshot exists. */
+  snapshot?: string
+  /** Whether the state directory exists. */
+  stateDir?: boolean
+}
+
+export async function releaseResources(r: ContainerResources): Promise<void> {
+  const failures: unknown[] = []
+  const attempt = async (what: string, f: () => Promise<unknown>) => {
+    try {
+      await f()
+    } catch (err) {
+      failures.push(new RuntimeError('ERR_RUNTIME_CLEANUP', `${what}: ${(err as Error).message}`, { cause: err }))
+    }
+  }
+  if (r.cgroup) {
+    const cg = r.cgroup
+    await attempt(`remove cgroup ${cg.name}`, () => cg.destroy())
+  } else if (r.cgroupName) {
+    const name = r.cgroupName
+    await attempt(`remove cgroup ${name}`, async () => {
+      const cg = await Cgroup.open(name, r.cgroupParent ? { parent: r.cgroupParent } : {}).catch((err: { code?: string }) => {
+        if (err.code === 'ERR_CGROUP_NOT_FOUND') return undefined
+        throw err
+      })
+      await cg?.destroy()
+    })
+  }
+  if (r.snapshot) {
+    const snap = r.snapshot
+    await attempt(`remove snapshot ${snap}`, () => r.store.remove(snap))
+  }
+  if (r.stateDir) await attempt(`remove state of ${r.id}`, () => r.states.remove(r.id))
+  if (failures.length) throw failures[0]
+}

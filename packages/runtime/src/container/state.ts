@@ -1,0 +1,153 @@
+/**
+ * Container state on disk, `<stateRoot>/<id>/state.json` (default `/run/ctr`, a tmpfs gone at
+ * reboot), so another process — `ctr ps`, `ctr inspect`, a later `run()` — can list and
+ * inspect containers. Written atomically (temporary file, rename); the directory also holds
+ * the container's generated /etc files and its log.
+ */
+import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { z } from 'zod'
+import { RuntimeError } from '../errors.js'
+import { isAlive } from './process-identity.js'
+
+const identity = z.strictObject({ pid: z.number().int().positive(), start: z.number().int().min(0) })
+
+export const stateSchema = z.strictObject({
+  version: z.literal(1),
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+  name: z.string(),
+  status: z.enum(['created', 'running', 'paused', 'exited']),
+  /** The process that manages the container (the creating Node process, or a monitor). */
+  owner: identity,
+  /** The container's init process, once started. */
+  process: identity.optional(),
+  image: z.string(),
+  imageDigest: z.string(),
+  imageId: z.string(),
+  storeRoot: z.string(),
+  snapshot: z.string(),
+  rootfs: z.string(),
+  cgroup: z.strictObject({ name: z.string(), parent: z.string() }),
+  config: z.strictObject({
+    argv: z.array(z.string()),
+    env: z.array(z.string()),
+    cwd: z.string(),
+    user: z.strictObject({ uid: z.number(), gid: z.number(), groups: z.array(z.number()) }),
+    hostname: z.string(),
+    tty: z.boolean(),
+    network: z.enum(['none', 'host']),
+    labels: z.record(z.string(), z.string()),
+  }),
+  created: z.string(),
+  started: z.string().optional(),
+  finished: z.string().optional(),
+  exitCode: z.number().int().nullable().optional(),
+  signal: z.string().nullable().optional(),
+  oomKilled: z.boolean().optional(),
+  logPath: z.string().optional(),
+})
+
+/** What a container's state.json holds. */
+export type ContainerState = z.infer<typeof stateSchema>
+
+/** The state directory: one subdirectory per container. */
+export class StateStore {
+  constructor(readonly root: string) {}
+
+  dir(id: string): string {
+    return path.join(this.root, id)
+  }
+
+  /** Creates the container's directory; a taken id or name is an error. */
+  async create(state: ContainerState): Promise<void> {
+    await fs.mkdir(this.root, { recursive: true, mode: 0o711 })
+    if (await this.findByName(state.name)) {
+      throw new RuntimeError('ERR_RUNTIME_CONFLICT', `the container name "${state.name}" is already in use`, { field: 'name' })
+    }
+    await fs.mkdir(this.dir(state.id), { mode: 0o711 })
+    await this.write(state)
+  }
+
+  /** Replaces state.json atomically (no fsync: /run is volatile by design). */
+  async write(state: ContainerState): Promise<void> {
+    const file = path.join(this.dir(state.id), 'state.json')
+    const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`
+    await fs.writeFile(tmp, JSON.stringify(state, null, 2))
+    await fs.rename(tmp, file)
+  }
+
+  /** The state of one container, or undefined when there is none (or it is unreadable). */
+  async read(id: string): Promise<ContainerState | undefined> {
+    let text: string
+    try {
+      text = await fs.readFile(path.join(this.dir(id), 'state.json'), 'utf8')
+    } catch {
+      return undefined
+    }
+    const r = stateSchema.safeParse(safeJson(text))
+    return r.success ? r.data : undefined
+  }
+
+  /** Every container with a readable state. */
+  async list(): Promise<ContainerState[]> {
+    let names: string[]
+    try {
+      names = await fs.readdir(this.root)
+    } catch {
+      return []
+    }
+    const states = await Promise.all(names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => this.read(n)))
+    return states.filter((s): s is ContainerState => s !== undefined)
+  }
+
+  /** Ids of directories without a readable state (a crash between mkdir and write). */
+  async orphans(): Promise<string[]> {
+    let names: string[]
+    try {
+      names = await fs.readdir(this.root)
+    } catch {
+      return []
+    }
+    const out: string[] = []
+    for (const n of names.filter((x) => /^[0-9a-f]{64}$/.test(x))) if (!(await this.read(n))) out.push(n)
+    return out
+  }
+
+  async findByName(name: string): Promise<ContainerState | undefined> {
+    return (await this.list()).find((s) => s.name === name)
+  }
+
+  /**
+   * A container by id, unique id prefix or name, as docker resolves them.
+   * @throws RuntimeError ERR_RUNTIME_NOT_FOUND, or ERR_RUNTIME_INVALID_OPTIONS for an ambiguous prefix
+   */
+  async resolve(idOrName: string): Promise<ContainerState> {
+    const all = await this.list()
+    const exact = all.find((s) => s.id === idOrName || s.name === idOrName)
+    if (exact) return exact
+    const prefixed = /^[0-9a-f]{3,63}$/.test(idOrName) ? all.filter((s) => s.id.startsWith(idOrName)) : []
+    if (prefixed.length === 1) return prefixed[0]!
+    if (prefixed.length > 1) throw new RuntimeError('ERR_RUNTIME_INVALID_OPTIONS', `"${idOrName}" matches ${prefixed.length} containers`, { field: 'id' })
+    throw new RuntimeError('ERR_RUNTIME_NOT_FOUND', `no such container: ${idOrName}`)
+  }
+
+  async remove(id: string): Promise<void> {
+    await fs.rm(this.dir(id), { recursive: true, force: true })
+  }
+}
+
+/** A state whose owner and process are both gone while it claims to be alive: a crash. */
+export function isStale(s: ContainerState): boolean {
+  if (isAlive(s.owner)) return false
+  if (s.status === 'exited') return false
+  return !isAlive(s.process)
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The runtime: an image store, a state directory and a cgroup parent, and the operations that
+ * compose them into containers. `run()` and `create()` use a default runtime (`/var/lib/ctr`,
+ * `/run/ctr`), opened on first use; open your own for other roots.
+ */
+import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Cgroup } from '@ctr/cgroups'
+import type { SpawnOptions } from '@ctr/namespaces'
+import { ImageStore } from '@ctr/overlay-image'
+import { RegistryClient, type RegistryClientOptions } from '@ctr/registry-client'
+import { Container, type ContainerContext } from './container/container.js'
+import { writeEtcFiles } from './container/etc-files.js'
+import { initBinary } from './container/init-binary.js'
+import { cgroupLimits } from './container/limits.js'
+import { releaseResources, type ContainerResources } from './container/resources.js'
+import { selfIdentity } from './container/process-identity.js'
+import { isStale, StateStore, type ContainerState } from './container/state.js'
+import { RuntimeError } from './errors.js'
+import { ensureImage } from './image/source.js'
+import { resolveCommand } from './image-config/command.js'
+import { mergeEnv } from './image-config/env.js'
+import { resolveUser } from './image-config/user.js'
+import { createSchema, parseOptions, type CreateOptionsParsed } from './options/schema.js'
+import { capabilitySets, resolveCapabilities } from './security/capabilities.js'
+import { compileSeccomp } from './security/seccomp/compile.js'
+import { defaultSeccompProfile } from './security/seccomp/default-profile.js'
+import type { SeccompProfile } from './security/seccomp/profile.js'
+
+/** Where a runtime keeps things. Every root is configurable; the defaults are Docker-like. */
+export interface RuntimeOptions {
+  /** The image store (blobs, layers, snapshots, volumes). Default `/var/lib/ctr`, or `$CTR_ROOT`. */
+  root?: string
+  /** Volatile container state. Default `/run/ctr`, or `$CTR_STATE_ROOT`. */
+  stateRoot?: string
+  /** The cgroup (below this process's own) that holds the containers' cgroups. Default `ctr`. */
+  cgroupParent?: string
+  /** Registry settings for pulls (insecure hosts, auth, CA, mirrors), or a client. */
+  registry?: RegistryClientOptions | RegistryClient
+  /** fsync content and metadata (default true). */
+  fsync?: boolean
+}
+
+/** Options of {@link Runtime.create} and `create()`: see the README for each field. */
+export type CreateOptions = Parameters<typeof createSchema.parse>[0] & { onPullProgress?: (p: unknown) => void; signal?: AbortSignal }
+
+/**
+ * A container runtime over one image store and state directory.
+ *
+ * @example
+ * ```ts
+ * import { Runtime } from '@ctr/runtime'
+ * const rt = await Runtime.open({ root: '/tmp/ctr', stateRoot: '/tmp/ctr-run' })
+ * const c = await rt.create({ image: 'oci:/images/busybox', cmd: ['echo', 'hi'] })
+ * await c.start()
+ * await c.wait()
+ * await c.delete()
+ * ```
+ */
+export class Runtime {
+  readonly store: ImageStore
+  readonly states: StateStore
+  readonly cgroupParent: string
+  #registry: RegistryClientOptions | RegistryClient | undefined
+  #client: RegistryClient | undefined
+  #containers = new Map<string, Container>()
+
+  private constructor(store: ImageStore, states: StateStore, o: RuntimeOptions) {
+    this.store = store
+    this.states = states
+    this.cgroupParent = o.cgroupParent ?? 'ctr'
+    this.#registry = o.registry
+  }
+
+  /** Opens (creating if needed) the store and state directory and cleans up after crashed runs. */
+  static async open(o: RuntimeOptions = {}): Promise<Runtime> {
+    const root = path.resolve(o.root ?? process.env['CTR_ROOT'] ?? '/var/lib/ctr')
+    const stateRoot = path.resolve(o.stateRoot ?? process.env['CTR_STATE_ROOT'] ?? '/run/ctr')
+    const store = await ImageStore.open(root, o.fsync === undefined ? {} : { fsync: o.fsync })
+    const rt = new Runtime(store, new StateStore(stateRoot), o)
+    await rt.cleanupStale()
+    return rt
+  }
+
+  /** The registry client, made on first use. */
+  client(): RegistryClient {
+    if (!this.#client) this.#client = this.#registry instanceof RegistryClient ? this.#registry : new RegistryClient(this.#registry ?? {})
+    return this.#client
+  }
+
+  /**
+   * Removes what crashed processes left: containers whose owner and init are both gone
+   * while their state says created or running. Returns their ids.
+   */
+  async cleanupStale(): Promise<string[]> {
+    const removed: string[] = []
+    for (const s of await this.states.list()) {
+      if (!isStale(s)) continue
+      await this.#release(s).catch(() => {})
+      removed.push(s.id)
+    }
+    for (const id of await this.states.orphans()) {
+      await this.states.remove(id).catch(() => {})
+    }
+    return removed
+  }
+
+  #release(s: ContainerState): Promise<void> {
+    return releaseResources({
+      id: s.id, store: this.store, states: this.states,
+      cgroupName: s.cgroup.name, cgroupParent: s.cgroup.parent, snapshot: s.snapshot, stateDir: true,
+    })
+  }
+
+  /** Containers with a state in this runtime's state directory (any process's). */
+  list(): Promise<ContainerState[]> {
+    return this.states.list()
+  }
+
+  /** A container this process created, by id, id prefix or name. */
+  async get(idOrName: string): Promise<Container> {
+    const s = await this.states.resolve(idOrName)
+    const c = this.#containers.get(s.id)
+    if (!c) throw new RuntimeError('ERR_RUNTIME_NOT_FOUND', `container ${idOrName} is managed by another process (pid ${s.owner.pid})`)
+    return c
+  }
+
+  /**
+   * Creates a container: image pulled or imported as needed, layers unpacked, a snapshot
+   * mounted, limits in a new cgroup, state written. Nothing runs until `start()`. Invalid
+   * options are rejected before anything is created; a failure later releases everything.
+   */
+  async create(options: CreateOptions): Promise<Container> {
+    const { onPullProgress, signal, ...rest } = options
+    const o = parseOptions(createSchema, rest)
+    return this.createParsed(o, { ...(onPullProgress ? { onPullProgress } : {}), ...(signal ? { signal } : {}) })
+  }
+
+  /** @internal create() after validation (run() validates its own superset). */
+  async createParsed(o: CreateOptionsParsed, extra: { onPullProgress?: (p: unknown) => void; signal?: AbortSignal }): Promise<Container> {
+    // Everything that can be checked without touching the system, first.
+    const caps = resolveCapabilities({
+      ...(o.capAdd ? { capAdd: o.capAdd } : {}), ...(o.capDrop ? { capDrop: o.capDrop } : {}), ...(o.privileged ? { privileged: true } : {}),
+    })
+    const seccomp = o.privileged || o.seccomp === 'unconfined'
+      ? undefined
+      : compileSeccomp(typeof o.seccomp === 'object' ? (o.seccomp as unknown as SeccompProfile) : defaultSeccompProfile(), { caps, field: 'seccomp' })
+    const limits = cgroupLimits(o)
+    const network = o.network ?? 'none'
+    const id = randomBytes(32).toString('hex')
+    const name = o.name ?? id.slice(0, 12)
+    const hostname = o.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12))
+    const init = o.init ? initBinary() : undefined
+
+    const ref = await ensureImage(this.store, o.image, {
+      pull: o.pull ?? 'missing',
+      ...(o.platform ? { platform: o.platform } : {}),
+      client: () => this.client(),
+      ...(extra.signal ? { signal: extra.signal } : {}),
+      ...(extra.onPullProgress ? { onProgress: extra.onPullProgress } : {}),
+    })
+    const image = await this.store.resolveImage(ref, o.platform)
+    const res: ContainerResources = { id, store: this.store, states: this.states, cgroupName: id, cgroupParent: this.cgroupParent }
+    const state: ContainerState = {
+      version: 1, id, name, status: 'created', owner: selfIdentity(),
+      image: o.image, imageDigest: image.manifestDesc.digest, imageId: image.configDesc.digest,
+      storeRoot: this.store.root, snapshot: id, rootfs: '', cgroup: { name: id, parent: this.cgroupParent },
+      config: { argv: [], env: [], cwd: '/', user: { uid: 0, gid: 0, groups: [] }, hostname, tty: o.tty ?? false, network, labels: o.labels ?? {} },
+      created: new Date().toISOString(),
+    }
+    try {
+      // The state goes first: whatever follows can be found and released after a crash.
+      await this.states.create(state)
+      res.stateDir = true
+      await this.store.unpack(ref, { ...(o.platform ? { platform: o.platform } : {}), ...(extra.signal ? { signal: extra.signal } : {}) })
+      res.snapshot = id
+      const snap = await this.store.prepare(ref, id, { ...(o.platform ? { platform: o.platform } : {}) })
+      const cfg = image.config.config ?? {}
+      const user = await resolveUser(snap.rootfs, o.user ?? (cfg.User || undefined))
+      const argv = resolveCommand(cfg, {
+        ...(o.entrypoint !== undefined ? { entrypoint: typeof o.entrypoint === 'string' ? [o.entrypoint] : o.entrypoint } : {}),
+        ...(o.cmd ? { cmd: o.cmd } : {}),
+      })
+      const env = mergeEnv({ image: cfg.Env ?? [], ...(o.env ? { user: o.env } : {}), hostname, home: user.home, tty: o.tty ?? false })
+      const cwd = o.workdir ?? (cfg.WorkingDir || '/')
+      const etc = await writeEtcFiles(this.states.dir(id), hostname, network)
+      const volumeMounts = await this.#volumes(o)
+      res.cgroup = await Cgroup.create(id, limits, { parent: this.cgroupParent })
+      const groups = user.additionalGids
+      const spawnOptions: ContainerContext['spawnOptions'] = {
+        argv: init ? ['/dev/init', '--', ...argv] : argv,
+        env,
+        cwd,
+        user: { uid: user.uid, gid: user.gid, groups },
+        namespaces: network === 'none' ? ['pid', 'mnt', 'uts', 'ipc', 'net'] : ['pid', 'mnt', 'uts', 'ipc'],
+        hostname,
+        rootfs: {
+          path: snap.rootfs,
+          ...(o.readonly ? { readonly: true } : {}),
+          mounts: [
+            ...etc.map((f) => ({ type: 'bind' as const, source: f.source, target: f.target })),
+            ...(init ? [{ type: 'bind' as const, source: init, target: '/dev/init', readonly: true }] : []),
+            ...volumeMounts,
+          ],
+          ...(o.privileged ? { maskedPaths: [], readonlyPaths: [] } : {}),
+        },
+        capabilities: capabilitySets(caps),
+        noNewPrivileges: !o.privileged,
+        ...(seccomp ? { seccomp: { filter: seccomp.program, flags: seccomp.flags } } : {}),
+        ...(o.ulimits ? { rlimits: o.ulimits as SpawnOptions['rlimits'] } : {}),
+        cgroup: res.cgroup.placement,
+      }
+      state.rootfs = snap.rootfs
+      state.config = { ...state.config, argv: spawnOptions.argv, env: Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd, user: { uid: user.uid, gid: user.gid, groups } }
+      if (o.interactive) (state.config as Record<string, unknown>)['interactive'] = true
+      await this.states.write(state)
+      const container = new Container({
+        state, resources: res, cgroup: res.cgroup, spawnOptions, stateDir: this.states.dir(id),
+        save: (s) => this.states.write(s),
+        resolveUser: async (u) => {
+          const r = await resolveUser(snap.rootfs, u)
+          return { uid: r.uid, gid: r.gid, groups: r.additionalGids }
+        },
+      })
+      this.#containers.set(id, container)
+      return container
+    } catch (err) {
+      await releaseResources(res).catch(() => {})
+      throw err
+    }
+  }
+
+  /** Named volumes live in `<root>/volumes/<name>/_data`, as Docker keeps them. */
+  async #volumes(o: CreateOptionsParsed): Promise<NonNullable<NonNullable<SpawnOptions['rootfs']>['mounts']>> {
+    const out: NonNullable<NonNullable<SpawnOptions['rootfs']>['mounts']> = []
+    for (const m of o.mounts ?? []) {
+      if (m.type === 'volume') {
+        const data = path.join(this.store.root, 'volumes', m.name, '_data')
+        await fs.mkdir(data, { recursive: true })
+        out.push({ type: 'bind', source: data, target: m.target, ...(m.readonly ? { readonly: true } : {}) })
+      } else if (m.type === 'bind') {
+        out.push({ type: 'bind', source: m.source, target: m.target, ...(m.readonly ? { readonly: true } : {}) })
+      } else {
+        out.push({ type: 'tmpfs', target: m.target, ...(m.size !== undefined ? { size: m.size } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) })
+      }
+    }
+    return out
+  }
+
+  /** @internal forget a deleted container. */
+  forget(id: string): void {
+    this.#containers.delete(id)
+  }
+}
+
+let defaultRuntime: Promise<Runtime> | undefined
+
+/** The runtime `run()` and `create()` use: `Runtime.open()` with the defaults (or `$CTR_ROOT`, `$CTR_STATE_ROOT`). */
+export function getDefaultRuntime(): Promise<Runtime> {
+  defaultRuntime ??= Runtime.open().catch((err: unknown) => {
+    defaultRuntime = undefined
+    throw err
+  })
+  return defaultRuntime
+}
+
+/**
+ * Creates a container on the default runtime.
+ *
+ * @example
+ * ```ts
+ * const c = await create({ image: 'busybox:latest', cmd: ['sleep', '30'], pids: 64 })
+ * await c.start()
+ * ```
+ */
+export async function create(options: CreateOptions): Promise<Container> {
+  return (await getDefaultRuntime()).create(options)
+}
