@@ -270,7 +270,21 @@ export function decompress(input: Readable, hint?: Compression): Readable {
       if (!handedOver) input.destroy()
     }
   }
-  return Readable.from(run(), { objectMode: false, highWaterMark: CHUNK })
+  return owning(run(), input)
+}
+
+/**
+ * A stream of what `gen` yields that, when destroyed, destroys `input` first: a generator
+ * waiting for its input to end would otherwise never get to run its cleanup.
+ */
+function owning(gen: AsyncGenerator<Buffer>, input: Readable): Readable {
+  const out = Readable.from(gen, { objectMode: false, highWaterMark: CHUNK })
+  const destroy = out._destroy.bind(out)
+  out._destroy = (err, cb) => {
+    input.destroy()
+    destroy(err, cb)
+  }
+  return out
 }
 
 function checkLevel(kind: Compression, level: number | undefined): void {
@@ -300,7 +314,7 @@ export function compress(input: Readable, kind: Compression, opts: CompressOptio
   if (kind === 'none') return input
   if (kind === 'gzip') {
     const gz = zlib.createGzip({ level: opts.level ?? 6, chunkSize: CHUNK })
-    return Readable.from(throughTransform(input, gz, 'gzip', 'ERR_STORE_IO'), { objectMode: false, highWaterMark: CHUNK })
+    return owning(throughTransform(input, gz, 'gzip', 'ERR_STORE_IO'), input)
   }
   if (kind !== 'zstd') {
     throw new StoreError('ERR_STORE_INVALID', `unknown compression \`${String(kind)}\``, { field: 'kind' })
@@ -311,7 +325,7 @@ export function compress(input: Readable, kind: Compression, opts: CompressOptio
     native !== undefined
       ? throughTransform(input, native, 'zstd', 'ERR_STORE_IO')
       : throughChild(input, 'zstd', ['-c', '-q', '--no-progress', `-${level}`, '-T0'], 'zstd', 'ERR_STORE_IO')
-  return Readable.from(gen, { objectMode: false, highWaterMark: CHUNK })
+  return owning(gen, input)
 }
 
 /** @internal For tests: waits until a stream has closed (its child, if any, reaped). */

@@ -210,6 +210,7 @@ async function extract(layer: LayerBlob, compression: Compression, diffId: strin
     opts.signal?.removeEventListener('abort', onAbort)
     writer.close()
     tar.destroy()
+    measured.destroy()
     source.destroy()
     // The decompressor (and a zstd child) is gone once the stream has closed.
     if (!tar.closed) await new Promise<void>((resolve) => tar.once('close', () => resolve()))

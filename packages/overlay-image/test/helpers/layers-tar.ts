@@ -161,7 +161,7 @@ export const LAYER_MEDIA_TYPES = {
 
 /** Compresses a tar (gzip with zlib, zstd with the CLI) and writes it as a blob. */
 export function writeBlob(file: string, tar: Buffer, compression: 'gzip' | 'zstd' | 'none' = 'gzip', mediaType?: string): BuiltBlob {
-  const blob = compression === 'gzip' ? gzipSync(tar) : compression === 'zstd' ? execFileSync('zstd', ['-q', '-c', '-3'], { input: tar, maxBuffer: 1 << 30 }) : tar
+  const blob = compression === 'gzip' ? gzipSync(tar, { level: 1 }) : compression === 'zstd' ? execFileSync('zstd', ['-q', '-c', '-1'], { input: tar, maxBuffer: 1 << 30 }) : tar
   writeFileSync(file, blob)
   return { blobPath: file, mediaType: mediaType ?? LAYER_MEDIA_TYPES[compression], digest: sha256(blob), size: blob.length, diffId: sha256(tar) }
 }
