@@ -153,7 +153,7 @@ export class Container {
     const stdoutMode = options.stdout ?? 'log'
     const stderrMode = options.stderr ?? 'log'
     const logging = stdoutMode === 'log' || stderrMode === 'log'
-    let pty: { master: number; slave: number } | undefined
+    let pty: { master: number; slave: number; path: string } | undefined
     let stdio: [Stdio, Stdio, Stdio]
     if (tty) {
       pty = openpty()
@@ -164,8 +164,14 @@ export class Container {
     }
     let child: Child
     try {
+      const base = this.#ctx.spawnOptions
       child = await spawn({
-        ...this.#ctx.spawnOptions,
+        ...base,
+        // The pty comes from the host's devpts, which the container cannot see: bind its
+        // slave onto /dev/console (as runc does) so ttyname() finds a name for it.
+        ...(pty && base.rootfs
+          ? { rootfs: { ...base.rootfs, mounts: [...(base.rootfs.mounts ?? []), { type: 'bind' as const, source: pty.path, target: '/dev/console' }] } }
+          : {}),
         stdio,
         ...(tty ? { controllingTerminal: 0 } : {}),
       })

@@ -82,6 +82,9 @@ export function parseOptions<T extends z.ZodType>(schema: T, value: unknown): z.
   const r = schema.safeParse(value)
   if (r.success) return r.data
   const issue = r.error.issues[0]!
-  const field = issue.path.map(String).join('.')
-  throw invalidOption(field, issue.code === 'unrecognized_keys' ? `unknown option ${(issue as { keys: string[] }).keys.join(', ')}` : issue.message)
+  if (issue.code === 'unrecognized_keys') {
+    const key = (issue as { keys: string[] }).keys[0]!
+    throw invalidOption([...issue.path.map(String), key].join('.'), 'unknown option')
+  }
+  throw invalidOption(issue.path.map(String).join('.'), issue.message)
 }
