@@ -117,7 +117,15 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
   }
 }
 
-/** Whether a process with this pid exists (in our pid namespace). */
+/**
+ * Whether a process with this pid exists (in our pid namespace).
+ *
+ * @example
+ * ```ts
+ * processAlive(process.pid) // true
+ * processAlive(999999999)   // false
+ * ```
+ */
 export function processAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false
   try {
@@ -132,6 +140,12 @@ export function processAlive(pid: number): boolean {
 /**
  * The pid a temporary's name carries: `.tmp-<pid>-…` ({@link tempName}'s pattern, which the
  * snapshot code follows too).
+ *
+ * @example
+ * ```ts
+ * temporaryOwner('.tmp-4242-3f9a0c1d2b7e-blob') // 4242
+ * temporaryOwner('.tmp-blob')                   // undefined
+ * ```
  */
 export function temporaryOwner(name: string): number | undefined {
   const m = /^\.tmp-(\d{1,10})-/.exec(name)

@@ -48,6 +48,8 @@ export const ArchiveManifestSchema = z.array(
 
 /** Members up to this size are kept in memory while the archive streams by; bigger ones go straight into the store. */
 const SMALL_MEMBER = 1 << 20
+/** Past this many bytes of small members held in memory, the rest go into the store too (an archive of a million tiny files stays bounded). */
+const MAX_BUFFERED = 64 << 20
 /** The largest `manifest.json` or config accepted. */
 const MAX_JSON = 4 << 20
 const LAYER_MEDIA_TYPE: Record<Compression, string> = {
@@ -118,6 +120,7 @@ async function readArchive(content: ContentStore, file: string, signal: AbortSig
     wake()
   }
   const tasks: Promise<void>[] = []
+  let buffered = 0
   const parser = new Parser({ strict: true, maxMetaEntrySize: 1 << 20 })
   parser.on('error', (err: Error) => fail(archiveError('ERR_STORE_BAD_IMAGE', file, `not a valid tar archive: ${err.message}`, { cause: err })))
   parser.on('entry', (entry: ReadEntry) => {
@@ -127,7 +130,8 @@ async function readArchive(content: ContentStore, file: string, signal: AbortSig
         case 'File':
         case 'OldFile':
         case 'ContiguousFile': {
-          if (entry.size <= SMALL_MEMBER) {
+          if (entry.size <= SMALL_MEMBER && buffered + entry.size <= MAX_BUFFERED) {
+            buffered += entry.size
             const parts: Buffer[] = []
             for await (const c of entry as AsyncIterable<Buffer>) parts.push(c)
             members.set(name, { kind: 'bytes', bytes: Buffer.concat(parts) })

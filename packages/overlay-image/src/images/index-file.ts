@@ -62,6 +62,13 @@ const DIGEST_QUERY_RE = /^(?:(sha256|sha512):)?([0-9a-f]{12,128})$/
 /**
  * Whether a string could name an image by digest or id: `sha256:` followed by hex, or 12 to 64
  * bare hex digits. Returns the algorithm and hex prefix.
+ *
+ * @example
+ * ```ts
+ * digestQuery('3f9a0c1d2b7e')        // { algorithm: 'sha256', hex: '3f9a0c1d2b7e' }
+ * digestQuery('sha256:3f9a0c1d2b7e') // { algorithm: 'sha256', hex: '3f9a0c1d2b7e' }
+ * digestQuery('busybox')             // undefined
+ * ```
  */
 export function digestQuery(query: string): { algorithm: string; hex: string } | undefined {
   const m = DIGEST_QUERY_RE.exec(query)
