@@ -18,6 +18,7 @@ import { ImageIndex, normalizeRef } from './images/index-file.js'
 import { inspectImage, listImages, type ImageInspect, type ImageSummary } from './images/inspect.js'
 import { exportLayout, importLayout, type ExportLayoutOptions, type ExportedLayoutImage, type ImportedLayoutImage } from './images/layout.js'
 import { resolveImage, type ResolvedImage } from './images/resolve.js'
+import { imageDigests } from './images/walk.js'
 import { cleanLayerTemporaries, unpackImageLayers } from './layers/unpack.js'
 import { StorePaths } from './paths.js'
 import { recoverSnapshots, Snapshots, type Snapshot } from './snapshots/index.js'
@@ -139,7 +140,7 @@ export class ImageStore implements ContentSink, ContentSource {
    */
   async tag(ref: string, target: Descriptor | string): Promise<void> {
     if (typeof target === 'string') {
-      const found = await this.index.lookup(target)
+      const found = await this.index.lookup(target, imageDigests(this.content))
       await this.content.tag(ref, found.record.descriptor)
       return
     }
