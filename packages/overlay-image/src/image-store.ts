@@ -80,7 +80,7 @@ export interface CommittedImage {
  * ```ts
  * import { ImageStore } from '@ctr/overlay-image'
  * const store = await ImageStore.open('/tmp/ctr-store')
- * await store.importLayout('/path/to/busybox-oci-layout', { ref: 'busybox:latest' })
+ * await store.importLayout('/path/to/busybox-oci-layout', 'busybox:latest')
  * const snap = await store.prepare('busybox:latest', 'c1')  // snap.rootfs: a mounted dir
  * // ... write files under snap.rootfs ...
  * const image = await store.commit('c1', { ref: 'mine/busybox:v2' })
@@ -200,9 +200,12 @@ export class ImageStore implements ContentSink, ContentSource {
     await this.index.delete(normalized)
   }
 
-  /** Imports an image from an OCI image layout directory. */
-  importLayout(dir: string, options: { ref?: string; name?: string; signal?: AbortSignal } = {}): Promise<ImportedLayoutImage> {
-    return importLayout(this.content, this.index, dir, options)
+  /**
+   * Imports an image from an OCI image layout directory, named `ref` in the store (a string
+   * second argument is the ref). Without one, the layout's own ref name is used.
+   */
+  importLayout(dir: string, options: string | { ref?: string; name?: string; signal?: AbortSignal } = {}): Promise<ImportedLayoutImage> {
+    return importLayout(this.content, this.index, dir, typeof options === 'string' ? { ref: options } : options)
   }
 
   /** Exports an image into an OCI image layout directory. */
@@ -221,7 +224,7 @@ export class ImageStore implements ContentSink, ContentSource {
   }
 
   /** Removes blobs and unpacked layers no image or snapshot uses. */
-  gc(options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<GcResult> {
+  gc(options: { dryRun?: boolean; signal?: AbortSignal; graceMs?: number } = {}): Promise<GcResult> {
     return collectGarbage(this.paths, this.content, this.index, options)
   }
 

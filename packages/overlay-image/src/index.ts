@@ -7,7 +7,7 @@
  * ```ts
  * import { ImageStore } from '@ctr/overlay-image'
  * const store = await ImageStore.open('/tmp/ctr-store')
- * await store.importLayout('/path/to/busybox-oci-layout', { ref: 'busybox:latest' })
+ * await store.importLayout('/path/to/busybox-oci-layout', 'busybox:latest')
  * const snap = await store.prepare('busybox:latest', 'c1')  // snap.rootfs: a mounted dir
  * // ... write files under snap.rootfs ...
  * const image = await store.commit('c1', { ref: 'mine/busybox:v2' })
