@@ -8,7 +8,6 @@
  * on either side) kills the child, and the stream's `'close'` comes only once it is reaped.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { Readable, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream'
 import * as zlib from 'node:zlib'
@@ -326,10 +325,4 @@ export function compress(input: Readable, kind: Compression, opts: CompressOptio
       ? throughTransform(input, native, 'zstd', 'ERR_STORE_IO')
       : throughChild(input, 'zstd', ['-c', '-q', '--no-progress', `-${level}`, '-T0'], 'zstd', 'ERR_STORE_IO')
   return owning(gen, input)
-}
-
-/** @internal For tests: waits until a stream has closed (its child, if any, reaped). */
-export async function closed(stream: Readable): Promise<void> {
-  if (stream.closed) return
-  await once(stream, 'close').catch(() => {})
 }

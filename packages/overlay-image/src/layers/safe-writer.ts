@@ -30,7 +30,7 @@ const IN_ROOT = ResolveFlag.IN_ROOT | ResolveFlag.NO_MAGICLINKS
 const BENEATH = ResolveFlag.BENEATH | ResolveFlag.NO_SYMLINKS | ResolveFlag.NO_MAGICLINKS
 const NEW_FILE = O.O_WRONLY | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC
 /** Open parent directories kept; bounded so a layer of any shape uses a bounded number of fds. */
-const DIR_CACHE = 64
+const DIR_CACHE = 128
 
 /** `/proc/self/fd/<fd>` (the object itself) or `/proc/self/fd/<fd>/<name>` (a name in a directory). */
 function at(fd: number, name?: string): string {

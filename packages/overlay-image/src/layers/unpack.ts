@@ -144,12 +144,13 @@ async function unpackNew(
     const fsync = opts.fsync ?? true
     if (fsync) await syncFileSystem(tmp)
     await writeLayerRecord(path.join(tmp, 'layer.json'), record, fsync)
+    if (fsync) await fsyncDir(tmp)
     throwIfAborted(opts.signal, `unpack layer ${layer.digest}`)
     const created = await publish(tmp, paths.layer(chainId), paths.layerMeta(chainId))
     if (fsync && created) await fsyncDir(paths.layers)
     return created
   } catch (err) {
-    throw await explain(err, layer, diffId, opts.signal)
+    throw await explain(err, layer, opts.signal)
   } finally {
     // Whatever happened, the temporary directory goes (after a successful rename it is gone).
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => {})
@@ -159,7 +160,7 @@ async function unpackNew(
 /** The one pass: blob → verify → decompress → verify diff id → entries. */
 async function extract(layer: LayerBlob, compression: Compression, diffId: string, fsDir: string, opts: UnpackOptions): Promise<{ bytes: number }> {
   const blob = new BlobVerifier({ digest: layer.digest, size: layer.size, what: `layer ${layer.digest}` })
-  const tarDigest = new BlobVerifier({ digest: diffId, what: `layer ${layer.digest} (diff id)` })
+  const tarDigest = new BlobVerifier({ digest: diffId, what: `layer ${layer.digest} uncompressed` })
   let head: Buffer
   try {
     head = await readHead(layer.blobPath, 8)
@@ -175,12 +176,12 @@ async function extract(layer: LayerBlob, compression: Compression, diffId: strin
     new Transform({
       transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
         try {
-          blob.update(chunk)
+          blob.update(chunk) // SizeMismatchError as soon as the blob is longer than it should be
+          onProgress?.({ layer: layer.digest, bytes: blob.bytes, total: layer.size })
         } catch (err) {
           cb(err as Error)
           return
         }
-        onProgress?.({ layer: layer.digest, bytes: blob.bytes, total: layer.size })
         cb(null, chunk)
       },
     }),
@@ -202,8 +203,21 @@ async function extract(layer: LayerBlob, compression: Compression, diffId: strin
       reader.write(chunk as Buffer)
     }
     reader.finish()
-    blob.verify()
-    tarDigest.verify()
+    try {
+      blob.verify()
+    } catch (err) {
+      if (!(err instanceof DigestMismatchError)) throw err
+      throw new StoreError('ERR_STORE_DIGEST_MISMATCH', `unpack layer ${layer.digest}: ${err.message}`, { digest: layer.digest, cause: err })
+    }
+    try {
+      tarDigest.verify()
+    } catch (err) {
+      if (!(err instanceof DigestMismatchError)) throw err
+      throw new StoreError('ERR_STORE_DIFF_ID_MISMATCH', `unpack layer ${layer.digest}: the uncompressed tar is ${err.actual}, not diff id ${diffId}`, {
+        digest: layer.digest,
+        cause: err,
+      })
+    }
     writer.finish()
     return { bytes: writer.stats.bytes }
   } finally {
@@ -221,7 +235,7 @@ async function extract(layer: LayerBlob, compression: Compression, diffId: strin
  * Turns any failure into the `StoreError` that explains it best. A tar or decompression error
  * from a blob that does not match its digest is reported as the digest mismatch it really is.
  */
-async function explain(err: unknown, layer: LayerBlob, diffId: string, signal: AbortSignal | undefined): Promise<unknown> {
+async function explain(err: unknown, layer: LayerBlob, signal: AbortSignal | undefined): Promise<unknown> {
   if (signal?.aborted) {
     return err instanceof StoreError && err.code === 'ERR_STORE_ABORTED'
       ? err
@@ -230,12 +244,6 @@ async function explain(err: unknown, layer: LayerBlob, diffId: string, signal: A
   const what = `unpack layer ${layer.digest}`
   if (err instanceof SizeMismatchError) {
     return new StoreError('ERR_STORE_SIZE_MISMATCH', `${what}: ${err.message}`, { digest: layer.digest, cause: err })
-  }
-  if (err instanceof DigestMismatchError) {
-    const diff = err.message.includes('(diff id)')
-    return diff
-      ? new StoreError('ERR_STORE_DIFF_ID_MISMATCH', `${what}: the uncompressed tar does not match diff id ${diffId}: ${err.message}`, { digest: layer.digest, cause: err })
-      : new StoreError('ERR_STORE_DIGEST_MISMATCH', `${what}: ${err.message}`, { digest: layer.digest, cause: err })
   }
   if (err instanceof StoreError) {
     if (err.code === 'ERR_STORE_BAD_TAR' || err.code === 'ERR_STORE_UNSAFE_TAR' || err.code === 'ERR_STORE_UNSUPPORTED') {
