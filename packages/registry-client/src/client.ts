@@ -353,8 +353,7 @@ export class RegistryClient {
         await this.fail(res, what)
       }
       try {
-        for await (const chunk of res.body) {
-          const buf = chunk as Buffer
+        for await (const buf of res.body) {
           try {
             verifier.update(buf)
           } catch (err) {
