@@ -28,7 +28,7 @@ import {
 import { Authenticator } from './auth/authenticator.js'
 import { credentialsFromDockerConfig, type Credentials } from './auth/credentials.js'
 import { RegistryError, codeForStatus } from './errors.js'
-import type { ContentSink, ContentSource } from './sink.js'
+import { VERIFIED, type ContentSink, type ContentSource, type VerifiedStream } from './sink.js'
 import { pushImage, type PushOptions, type PushedImage } from './push.js'
 import { Transport, header, rateLimitOf, type HttpRequest, type HttpResponse, type TransportOptions } from './transport.js'
 
@@ -105,6 +105,22 @@ export type RegistryRequest = HttpRequest & { scopes: string[]; mirrors?: boolea
 /** A buffer as the async iterable a sink takes. */
 async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
   yield bytes
+}
+
+/**
+ * Hands `done` a copy of what flows through a verified stream (the config: small), once the
+ * stream has ended — that is, verified. The stream keeps its {@link VERIFIED} mark.
+ */
+function keepCopy(stream: VerifiedStream<Buffer>, done: (copy: Buffer) => void): AsyncGenerator<Buffer> & VerifiedStream<Buffer> {
+  async function* copy() {
+    const chunks: Buffer[] = []
+    for await (const c of stream) {
+      chunks.push(c)
+      yield c
+    }
+    done(Buffer.concat(chunks))
+  }
+  return Object.assign(copy(), { [VERIFIED]: stream[VERIFIED] })
 }
 
 /** How many times a dropped blob download is resumed before giving up. */
@@ -326,11 +342,16 @@ export class RegistryClient {
 
   /**
    * A blob as a verified stream: size and digest are checked while it flows, and the stream
-   * errors at its end if they are wrong. A dropped connection is resumed with `Range` (only a
-   * 206 whose Content-Range starts where we asked is accepted). Layers with foreign `urls`
-   * are fetched from there first, never with the registry's credentials.
+   * errors at its end if they are wrong (it carries {@link VERIFIED}, so a sink need not hash
+   * it again). A dropped connection is resumed with `Range` (only a 206 whose Content-Range
+   * starts where we asked is accepted). Layers with foreign `urls` are fetched from there
+   * first, never with the registry's credentials.
    */
-  async *blob(refIn: string | Reference, desc: Descriptor, options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): AsyncGenerator<Buffer> {
+  blob(refIn: string | Reference, desc: Descriptor, options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): AsyncGenerator<Buffer> & VerifiedStream<Buffer> {
+    return Object.assign(this.blobChunks(refIn, desc, options), { [VERIFIED]: { digest: desc.digest, size: desc.size } })
+  }
+
+  private async *blobChunks(refIn: string | Reference, desc: Descriptor, options: { signal?: AbortSignal; onBytes?: (n: number) => void }): AsyncGenerator<Buffer> {
     const ref = RegistryClient.ref(refIn)
     const what = `blob ${desc.digest} of ${ref.name}`
     const verifier = new BlobVerifier({ digest: desc.digest, size: desc.size, what })
@@ -426,6 +447,7 @@ export class RegistryClient {
     if (options.signal?.aborted) stop.abort(options.signal.reason)
     const queue = [...blobs]
     let firstError: unknown
+    let configBytes: Buffer | undefined
     const worker = async () => {
       for (let next = queue.shift(); next && !stop.signal.aborted; next = queue.shift()) {
         const { desc, kind } = next
@@ -436,7 +458,7 @@ export class RegistryClient {
             continue
           }
           let bytes = 0
-          const stream = this.blob(ref, desc, {
+          let stream = this.blob(ref, desc, {
             signal: stop.signal,
             onBytes: (n) => {
               bytes += n
@@ -444,6 +466,7 @@ export class RegistryClient {
               progress({ digest: desc.digest, kind, bytes, size: desc.size })
             },
           })
+          if (kind === 'config') stream = keepCopy(stream, (copy) => (configBytes = copy))
           await options.into.write(desc, stream, stop.signal)
         } catch (err) {
           firstError ??= err
@@ -480,9 +503,13 @@ export class RegistryClient {
 
     let config: ImageConfig
     try {
-      const cfgBytes: Buffer[] = []
-      for await (const c of this.blob(ref, manifest.config as Descriptor, options.signal ? { signal: options.signal } : {})) cfgBytes.push(c)
-      config = parseImageConfig(Buffer.concat(cfgBytes))
+      if (!configBytes) {
+        // The sink had it: fetch it again rather than ask the sink (a sink need not be readable).
+        const chunks: Buffer[] = []
+        for await (const c of this.blob(ref, manifest.config as Descriptor, options.signal ? { signal: options.signal } : {})) chunks.push(c)
+        configBytes = Buffer.concat(chunks)
+      }
+      config = parseImageConfig(configBytes)
     } catch (err) {
       if (err instanceof RegistryError) throw err
       throw new RegistryError('ERR_REGISTRY_PROTOCOL', `config of ${ref.toString()}: ${(err as Error).message}`, { cause: err })

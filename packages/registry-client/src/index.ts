@@ -17,7 +17,7 @@
  */
 export { RegistryClient, type RegistryClientOptions, type FetchedManifest, type ResolvedImage, type PullOptions, type PullProgress, type PulledImage } from './client.js'
 export { OciLayout } from './oci-layout.js'
-export type { ContentSink, ContentSource } from './sink.js'
+export { VERIFIED, isVerifiedFor, type ContentSink, type ContentSource, type VerifiedStream } from './sink.js'
 export type { PushOptions, PushedImage as PushResult } from './push.js'
 export { RegistryError, type RegistryErrorCode, type RateLimit } from './errors.js'
 export { parseChallenges, type Challenge } from './auth/challenge.js'
