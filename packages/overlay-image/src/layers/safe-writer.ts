@@ -41,6 +41,20 @@ function errnoOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code
 }
 
+/**
+ * `openat2`, retried on `EAGAIN`: with `RESOLVE_IN_ROOT` the kernel gives up on a `..` when a
+ * rename or mount anywhere raced with the lookup, and asks the caller to try again.
+ */
+function open2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return openat2(dirfd, path, flags, mode, resolve)
+    } catch (err) {
+      if (errnoOf(err) !== 'EAGAIN' || attempt >= 16) throw err
+    }
+  }
+}
+
 /** The file currently receiving content. */
 interface OpenFile {
   fd: number
@@ -92,6 +106,9 @@ export class SafeWriter implements TarSink {
     try {
       this.#root = openat2(AT_FDCWD, rootPath, DIR_PATH | O.O_NOFOLLOW, 0, 0)
     } catch (err) {
+      if (errnoOf(err) === 'ENOSYS') {
+        throw new StoreError('ERR_STORE_UNSUPPORTED', 'unpacking layers needs openat2(2) with RESOLVE_IN_ROOT: Linux 5.6 or later', { cause: err })
+      }
       throw this.#io('open the layer directory', rootPath, err)
     }
   }
@@ -174,7 +191,7 @@ export class SafeWriter implements TarSink {
     for (const [key, [atime, mtime]] of this.#dirTimes) {
       let fd: number
       try {
-        fd = key === '' ? this.#root : openat2(this.#root, key, DIR_PATH | O.O_NOFOLLOW, 0, IN_ROOT)
+        fd = key === '' ? this.#root : open2(this.#root, key, DIR_PATH | O.O_NOFOLLOW, 0, IN_ROOT)
       } catch {
         continue // replaced since by something that is not a directory
       }
@@ -218,7 +235,7 @@ export class SafeWriter implements TarSink {
 
   #regular(dirParts: string[], base: string, e: TarEntry): void {
     this.#create(dirParts, base, e, (parent, name) => {
-      const fd = openat2(parent, name, NEW_FILE, 0o600, BENEATH)
+      const fd = open2(parent, name, NEW_FILE, 0o600, BENEATH)
       this.#file = { fd, entry: e, parent, base: name }
     })
   }
@@ -353,7 +370,7 @@ export class SafeWriter implements TarSink {
     }
     let fd: number
     try {
-      fd = openat2(this.#root, key, DIR_PATH, 0, IN_ROOT)
+      fd = open2(this.#root, key, DIR_PATH, 0, IN_ROOT)
     } catch (err) {
       const code = errnoOf(err)
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw this.#dirError(err, key, entry)
@@ -377,7 +394,7 @@ export class SafeWriter implements TarSink {
         const name = parts[i]!
         let next: number
         try {
-          next = openat2(cur, name, DIR_PATH | O.O_NOFOLLOW, 0, BENEATH)
+          next = open2(cur, name, DIR_PATH | O.O_NOFOLLOW, 0, BENEATH)
         } catch (err) {
           const code = errnoOf(err)
           const prefix = parts.slice(0, i + 1).join('/')
@@ -388,7 +405,7 @@ export class SafeWriter implements TarSink {
             // An implicit parent, as GNU tar makes them: root's, 0755, the time of unpacking.
             try {
               fs.mkdirSync(at(cur, name), 0o755)
-              next = openat2(cur, name, DIR_PATH | O.O_NOFOLLOW, 0, BENEATH)
+              next = open2(cur, name, DIR_PATH | O.O_NOFOLLOW, 0, BENEATH)
             } catch (e2) {
               throw this.#io('mkdir', prefix, e2)
             }
@@ -400,7 +417,7 @@ export class SafeWriter implements TarSink {
             // A symlink an earlier entry made: follow it only to a directory that exists
             // inside the layer (resolved as if the layer were /).
             try {
-              next = openat2(this.#root, prefix, DIR_PATH, 0, IN_ROOT)
+              next = open2(this.#root, prefix, DIR_PATH, 0, IN_ROOT)
             } catch {
               throw new StoreError(
                 'ERR_STORE_UNSAFE_TAR',
@@ -428,6 +445,9 @@ export class SafeWriter implements TarSink {
   }
 
   #dirError(err: unknown, key: string, entry: string): StoreError {
+    if (errnoOf(err) === 'EXDEV') {
+      return new StoreError('ERR_STORE_UNSAFE_TAR', `entry \`${entry}\`: resolving \`${key}\` would leave the layer`, { path: entry, cause: err })
+    }
     if (errnoOf(err) === 'ELOOP') {
       return new StoreError('ERR_STORE_BAD_TAR', `entry \`${entry}\`: too many levels of symlinks resolving \`${key}\``, { path: entry, cause: err })
     }
