@@ -107,8 +107,13 @@ long run_step(const Step& s) {
       }
       return r;
     }
-    case Op::Mknod:
-      return sys(__NR_mknodat, AT_FDCWD, s.s[0], s.n[0], s.n[1]);
+    case Op::Mknod: {
+      // A regular file made as a bind-mount target may already exist in the image (the
+      // parent cannot always see the root it is mounted on): that is fine.
+      long r = sys(__NR_mknodat, AT_FDCWD, s.s[0], s.n[0], s.n[1]);
+      if (r == -EEXIST && (s.n[0] & S_IFMT) == S_IFREG) return 0;
+      return r;
+    }
     case Op::Symlink: {
       long r = sys(__NR_symlinkat, s.s[0], AT_FDCWD, s.s[1]);
       return r == -EEXIST ? 0 : r;

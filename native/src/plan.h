@@ -17,7 +17,7 @@ enum class Op : int32_t {
   Mount = 0,          // s0 source|null, s1 target, s2 fstype|null, s3 data|null, n0 flags
   BindRemount = 1,    // s1 target, n0 flags added to the mount's current ones (read-only binds)
   Mkdir = 2,          // s0 path, n0 mode; an existing directory is fine
-  Mknod = 3,          // s0 path, n0 mode, n1 dev
+  Mknod = 3,          // s0 path, n0 mode, n1 dev; an existing regular file is fine for S_IFREG
   Symlink = 4,        // s0 target, s1 link path; an existing link is fine
   PivotRoot = 5,      // s0 new root; the old root is detached
   Chdir = 6,          // s0 path

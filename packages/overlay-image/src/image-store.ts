@@ -246,7 +246,11 @@ export class ImageStore implements ContentSink, ContentSource {
    * its own upper directory, mounted on `snapshot.rootfs` unless `mount: false` (then
    * `snapshot.mount` says how to mount it elsewhere, e.g. in a container's mount namespace).
    */
-  async prepare(image: string, id: string, options: { readonly?: boolean; mount?: boolean; platform?: string | Platform; signal?: AbortSignal } = {}): Promise<Snapshot> {
+  async prepare(
+    image: string,
+    id: string,
+    options: { readonly?: boolean; mount?: boolean; volatile?: boolean; platform?: string | Platform; signal?: AbortSignal } = {},
+  ): Promise<Snapshot> {
     const { image: resolved, chainIds } = await this.unpack(image, options)
     return this.snapshots.prepare({
       id,
@@ -255,6 +259,7 @@ export class ImageStore implements ContentSink, ContentSource {
       chainIds,
       ...(options.readonly !== undefined ? { readonly: options.readonly } : {}),
       ...(options.mount !== undefined ? { mount: options.mount } : {}),
+      ...(options.volatile ? { volatile: true } : {}),
     })
   }
 

@@ -53,6 +53,8 @@ export interface SnapshotRecord {
   /** Chain ids of its lower layers, bottom first. */
   chainIds: string[]
   readonly: boolean
+  /** Mounted with overlay's `volatile` option (no syncs; remove-only after a crash). */
+  volatile?: boolean
   /** ISO 8601. */
   created: string
 }

@@ -7,10 +7,11 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { Cgroup } from '@ctr/cgroups'
+import { Cgroup, detect, type CgroupHost } from '@ctr/cgroups'
 import type { SpawnOptions } from '@ctr/namespaces'
 import { ImageStore } from '@ctr/overlay-image'
 import { RegistryClient, type RegistryClientOptions } from '@ctr/registry-client'
+import type { z } from 'zod'
 import { Container, type ContainerContext } from './container/container.js'
 import { writeEtcFiles } from './container/etc-files.js'
 import { initBinary } from './container/init-binary.js'
@@ -20,9 +21,9 @@ import { selfIdentity } from './container/process-identity.js'
 import { isStale, StateStore, type ContainerState } from './container/state.js'
 import { RuntimeError } from './errors.js'
 import { ensureImage } from './image/source.js'
+import { ImageCache } from './image/prepared-image.js'
 import { resolveCommand } from './image-config/command.js'
 import { mergeEnv } from './image-config/env.js'
-import { resolveUser } from './image-config/user.js'
 import { createSchema, parseOptions, type CreateOptionsParsed } from './options/schema.js'
 import { capabilitySets, resolveCapabilities } from './security/capabilities.js'
 import { compileSeccomp } from './security/seccomp/compile.js'
@@ -44,7 +45,7 @@ export interface RuntimeOptions {
 }
 
 /** Options of {@link Runtime.create} and `create()`: see the README for each field. */
-export type CreateOptions = Parameters<typeof createSchema.parse>[0] & { onPullProgress?: (p: unknown) => void; signal?: AbortSignal }
+export type CreateOptions = z.input<typeof createSchema> & { onPullProgress?: (p: unknown) => void; signal?: AbortSignal }
 
 /**
  * A container runtime over one image store and state directory.
@@ -63,13 +64,18 @@ export class Runtime {
   readonly store: ImageStore
   readonly states: StateStore
   readonly cgroupParent: string
+  /** The cgroup setup of this host, detected once. */
+  readonly cgroupHost: CgroupHost
+  #images: ImageCache
   #registry: RegistryClientOptions | RegistryClient | undefined
   #client: RegistryClient | undefined
   #containers = new Map<string, Container>()
 
-  private constructor(store: ImageStore, states: StateStore, o: RuntimeOptions) {
+  private constructor(store: ImageStore, states: StateStore, host: CgroupHost, o: RuntimeOptions) {
     this.store = store
     this.states = states
+    this.cgroupHost = host
+    this.#images = new ImageCache(store)
     this.cgroupParent = o.cgroupParent ?? 'ctr'
     this.#registry = o.registry
   }
@@ -79,7 +85,7 @@ export class Runtime {
     const root = path.resolve(o.root ?? process.env['CTR_ROOT'] ?? '/var/lib/ctr')
     const stateRoot = path.resolve(o.stateRoot ?? process.env['CTR_STATE_ROOT'] ?? '/run/ctr')
     const store = await ImageStore.open(root, o.fsync === undefined ? {} : { fsync: o.fsync })
-    const rt = new Runtime(store, new StateStore(stateRoot), o)
+    const rt = new Runtime(store, new StateStore(stateRoot), await detect(), o)
     await rt.cleanupStale()
     return rt
   }
@@ -109,7 +115,7 @@ export class Runtime {
 
   #release(s: ContainerState): Promise<void> {
     return releaseResources({
-      id: s.id, store: this.store, states: this.states,
+      id: s.id, store: this.store, states: this.states, cgroupHost: this.cgroupHost,
       cgroupName: s.cgroup.name, cgroupParent: s.cgroup.parent, snapshot: s.snapshot, stateDir: true,
     })
   }
@@ -146,7 +152,9 @@ export class Runtime {
     })
     const seccomp = o.privileged || o.seccomp === 'unconfined'
       ? undefined
-      : compileSeccomp(typeof o.seccomp === 'object' ? (o.seccomp as unknown as SeccompProfile) : defaultSeccompProfile(), { caps, field: 'seccomp' })
+      : typeof o.seccomp === 'object'
+        ? compileSeccomp(o.seccomp as unknown as SeccompProfile, { caps, field: 'seccomp' })
+        : defaultFilter(caps)
     const limits = cgroupLimits(o)
     const network = o.network ?? 'none'
     const id = randomBytes(32).toString('hex')
@@ -161,8 +169,11 @@ export class Runtime {
       ...(extra.signal ? { signal: extra.signal } : {}),
       ...(extra.onPullProgress ? { onProgress: extra.onPullProgress } : {}),
     })
-    const image = await this.store.resolveImage(ref, o.platform)
-    const res: ContainerResources = { id, store: this.store, states: this.states, cgroupName: id, cgroupParent: this.cgroupParent }
+    const prepared = await this.#images.get(ref, { ...(o.platform ? { platform: o.platform } : {}), ...(extra.signal ? { signal: extra.signal } : {}) })
+    const image = prepared.image
+    const res: ContainerResources = {
+      id, store: this.store, states: this.states, cgroupHost: this.cgroupHost, cgroupName: id, cgroupParent: this.cgroupParent,
+    }
     const state: ContainerState = {
       version: 1, id, name, status: 'created', owner: selfIdentity(),
       image: o.image, imageDigest: image.manifestDesc.digest, imageId: image.configDesc.digest,
@@ -174,11 +185,16 @@ export class Runtime {
       // The state goes first: whatever follows can be found and released after a crash.
       await this.states.create(state)
       res.stateDir = true
-      await this.store.unpack(ref, { ...(o.platform ? { platform: o.platform } : {}), ...(extra.signal ? { signal: extra.signal } : {}) })
       res.snapshot = id
-      const snap = await this.store.prepare(ref, id, { ...(o.platform ? { platform: o.platform } : {}) })
+      // Not mounted here: the spawn mounts it inside the container's own mount namespace, so
+      // it disappears with the container and nothing is ever left mounted on the host.
+      // volatile: the root is thrown away with the container, so its unmount need not flush
+      // the host file system (a syncfs costs tens of ms).
+      const snap = await this.store.snapshots.prepare({
+        id, image: ref, manifestDigest: image.manifestDesc.digest, chainIds: prepared.chainIds, mount: false, volatile: true,
+      })
       const cfg = image.config.config ?? {}
-      const user = await resolveUser(snap.rootfs, o.user ?? (cfg.User || undefined))
+      const user = await this.#images.user(prepared, o.user ?? (cfg.User || undefined))
       const argv = resolveCommand(cfg, {
         ...(o.entrypoint !== undefined ? { entrypoint: typeof o.entrypoint === 'string' ? [o.entrypoint] : o.entrypoint } : {}),
         ...(o.cmd ? { cmd: o.cmd } : {}),
@@ -187,7 +203,7 @@ export class Runtime {
       const cwd = o.workdir ?? (cfg.WorkingDir || '/')
       const etc = await writeEtcFiles(this.states.dir(id), hostname, network)
       const volumeMounts = await this.#volumes(o)
-      res.cgroup = await Cgroup.create(id, limits, { parent: this.cgroupParent })
+      res.cgroup = await Cgroup.create(id, limits, { parent: this.cgroupParent, host: this.cgroupHost })
       const groups = user.additionalGids
       const spawnOptions: ContainerContext['spawnOptions'] = {
         argv: init ? ['/dev/init', '--', ...argv] : argv,
@@ -197,7 +213,8 @@ export class Runtime {
         namespaces: network === 'none' ? ['pid', 'mnt', 'uts', 'ipc', 'net'] : ['pid', 'mnt', 'uts', 'ipc'],
         hostname,
         rootfs: {
-          path: snap.rootfs,
+          path: snap.mount.target,
+          filesystem: { type: snap.mount.fstype, source: snap.mount.source, data: snap.mount.data, flags: snap.mount.flags, cwd: snap.mount.cwd },
           ...(o.readonly ? { readonly: true } : {}),
           mounts: [
             ...etc.map((f) => ({ type: 'bind' as const, source: f.source, target: f.target })),
@@ -220,7 +237,7 @@ export class Runtime {
         state, resources: res, cgroup: res.cgroup, spawnOptions, stateDir: this.states.dir(id),
         save: (s) => this.states.write(s),
         resolveUser: async (u) => {
-          const r = await resolveUser(snap.rootfs, u)
+          const r = await this.#images.user(prepared, u)
           return { uid: r.uid, gid: r.gid, groups: r.additionalGids }
         },
       })
@@ -253,6 +270,19 @@ export class Runtime {
   forget(id: string): void {
     this.#containers.delete(id)
   }
+}
+
+/** Compiled default filters by capability set: compiling takes ~10 ms, the result never changes. */
+const defaultFilters = new Map<string, ReturnType<typeof compileSeccomp>>()
+
+function defaultFilter(caps: readonly string[]): ReturnType<typeof compileSeccomp> {
+  const key = [...caps].sort().join(',')
+  let f = defaultFilters.get(key)
+  if (!f) {
+    f = compileSeccomp(defaultSeccompProfile(), { caps, field: 'seccomp' })
+    defaultFilters.set(key, f)
+  }
+  return f
 }
 
 let defaultRuntime: Promise<Runtime> | undefined

@@ -68,25 +68,32 @@ export class V1Backend implements CgroupBackend {
   }
 
   async create(): Promise<void> {
-    const made: string[] = []
-    try {
-      for (const p of this.allPlaces()) {
+    // One directory per hierarchy, independent of each other: made in parallel (a container
+    // start waits for all of them). On any failure the ones made go again.
+    const results = await Promise.allSettled(
+      this.allPlaces().map(async (p) => {
         const isCpuset = p.controllers.includes('cpuset')
         await mkdirBelow(p.base, p.parentDir, isCpuset ? inheritCpuset : undefined)
         await mkdirLeaf(p.dir)
-        made.push(p.dir)
-        if (isCpuset) await inheritCpuset(p.dir)
-      }
-    } catch (err) {
-      // Leave nothing half-made: the leaf directories created so far go again.
-      for (const dir of made.reverse()) await removeTree(dir, Date.now() + 1000).catch(() => undefined)
-      throw err
+        try {
+          if (isCpuset) await inheritCpuset(p.dir)
+        } catch (err) {
+          await removeTree(p.dir, Date.now() + 1000).catch(() => undefined)
+          throw err
+        }
+        return p.dir
+      }),
+    )
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) {
+      const made = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+      await Promise.all(made.map((dir) => removeTree(dir, Date.now() + 1000).catch(() => undefined)))
+      throw failed.reason
     }
   }
 
   async exists(): Promise<boolean> {
-    for (const p of this.allPlaces()) if (await exists(p.dir)) return true
-    return false
+    return (await Promise.all(this.allPlaces().map((p) => exists(p.dir)))).some(Boolean)
   }
 
   async applyLimits(l: Limits): Promise<void> {
@@ -119,15 +126,17 @@ export class V1Backend implements CgroupBackend {
   }
 
   async processes(): Promise<number[]> {
-    const all = new Set<number>()
-    for (const p of this.allPlaces()) {
-      try {
-        for (const pid of await readPids(path.join(p.dir, 'cgroup.procs'))) all.add(pid)
-      } catch (err) {
-        if ((err as CgroupError).code !== 'ERR_CGROUP_NOT_FOUND') throw err
-      }
-    }
-    return [...all].sort((a, b) => a - b)
+    const lists = await Promise.all(
+      this.allPlaces().map(async (p) => {
+        try {
+          return await readPids(path.join(p.dir, 'cgroup.procs'))
+        } catch (err) {
+          if ((err as CgroupError).code !== 'ERR_CGROUP_NOT_FOUND') throw err
+          return []
+        }
+      }),
+    )
+    return [...new Set(lists.flat())].sort((a, b) => a - b)
   }
 
   async stats(): Promise<CgroupStats> {
@@ -189,10 +198,12 @@ export class V1Backend implements CgroupBackend {
   }
 
   async remove(deadline: number): Promise<void> {
-    for (const p of this.allPlaces()) {
-      await removeTree(p.dir, deadline)
-      await removeIfUnused(p.base, p.parentDir)
-    }
+    await Promise.all(
+      this.allPlaces().map(async (p) => {
+        await removeTree(p.dir, deadline)
+        await removeIfUnused(p.base, p.parentDir)
+      }),
+    )
   }
 }
 

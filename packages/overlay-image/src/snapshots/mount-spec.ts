@@ -43,7 +43,8 @@ export interface OverlayMountSpec {
  *   and `mv` falls back to copying, as with Docker.
  * - not `userxattr`: the store runs as root and uses `trusted.overlay.*`, which is also what the
  *   layer unpacker writes (`trusted.overlay.opaque=y`).
- * - not `volatile`: a snapshot outlives reboots; its writes are synced like any file system's.
+ * - `volatile` only when the snapshot asks for it (throwaway container roots): by default a
+ *   snapshot outlives reboots and its writes are synced like any file system's.
  */
 export const OVERLAY_OPTIONS: readonly string[] = ['index=off', 'redirect_dir=off', 'metacopy=off']
 
@@ -78,6 +79,7 @@ export async function overlayMountSpec(paths: StorePaths, record: SnapshotRecord
   const opts = [`lowerdir=${lowers.join(':')}`]
   if (!record.readonly) opts.push(`upperdir=${snap}/upper`, `workdir=${snap}/work`)
   opts.push(...OVERLAY_OPTIONS)
+  if (record.volatile && !record.readonly) opts.push('volatile')
   const data = opts.join(',')
   const bytes = Buffer.byteLength(data)
   if (bytes > MOUNT_DATA_MAX) {

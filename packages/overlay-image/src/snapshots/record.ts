@@ -26,6 +26,7 @@ export const SnapshotRecordSchema = z.object({
   manifestDigest: z.string().min(1),
   chainIds: z.array(z.string().regex(CHAIN_ID_RE, 'not a chain id (sha256:<64 hex digits>)')),
   readonly: z.boolean(),
+  volatile: z.boolean().optional(),
   created: z.string(),
 })
 

@@ -65,6 +65,12 @@ export interface PrepareInput {
   readonly?: boolean
   /** Mount it in the caller's mount namespace on `snapshots/<id>/merged` (default `true`). */
   mount?: boolean
+  /**
+   * Mount with overlay's `volatile` option: no syncs to the upper file system, so unmounting
+   * does not flush it (a `syncfs` of the whole host disk, tens of ms). For throwaway
+   * container roots: after a crash the snapshot can only be removed, not remounted.
+   */
+  volatile?: boolean
 }
 
 const PrepareSchema = z.object({
@@ -74,6 +80,7 @@ const PrepareSchema = z.object({
   chainIds: z.array(z.string()),
   readonly: z.boolean().optional(),
   mount: z.boolean().optional(),
+  volatile: z.boolean().optional(),
 })
 
 const CHAIN_ID_RE = /^(?:(?:sha256:)?[0-9a-f]{64}|(?:sha512:)?[0-9a-f]{128})$/
@@ -153,6 +160,7 @@ export class Snapshots {
       manifestDigest: args.manifestDigest,
       chainIds: [...args.chainIds],
       readonly,
+      ...(args.volatile && !readonly ? { volatile: true } : {}),
       created: new Date().toISOString(),
     }
 

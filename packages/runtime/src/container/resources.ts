@@ -4,7 +4,7 @@
  * Release is idempotent and goes on past a failing step, so a half-created or crashed
  * container is always cleaned up completely; the first failure is reported at the end.
  */
-import { Cgroup } from '@ctr/cgroups'
+import { Cgroup, type CgroupHost } from '@ctr/cgroups'
 import type { ImageStore } from '@ctr/overlay-image'
 import { RuntimeError } from '../errors.js'
 import type { StateStore } from './state.js'
@@ -15,6 +15,8 @@ export interface ContainerResources {
   states: StateStore
   /** Set once created. */
   cgroup?: Cgroup
+  /** The host's cgroup setup (saves detecting it again). */
+  cgroupHost?: CgroupHost
   /** Its name and parent, to reopen it after a crash. */
   cgroupName?: string
   cgroupParent?: string
@@ -39,7 +41,7 @@ export async function releaseResources(r: ContainerResources): Promise<void> {
   } else if (r.cgroupName) {
     const name = r.cgroupName
     await attempt(`remove cgroup ${name}`, async () => {
-      const cg = await Cgroup.open(name, r.cgroupParent ? { parent: r.cgroupParent } : {}).catch((err: { code?: string }) => {
+      const cg = await Cgroup.open(name, { ...(r.cgroupParent ? { parent: r.cgroupParent } : {}), ...(r.cgroupHost ? { host: r.cgroupHost } : {}) }).catch((err: { code?: string }) => {
         if (err.code === 'ERR_CGROUP_NOT_FOUND') return undefined
         throw err
       })

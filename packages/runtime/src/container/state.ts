@@ -137,11 +137,13 @@ export class StateStore {
   }
 }
 
-/** A state whose owner and process are both gone while it claims to be alive: a crash. */
+/**
+ * A container whose owner (the process that created it, or its monitor) is gone while it
+ * claims to be created, running or paused: a crash. Its init normally died with the owner
+ * (PDEATHSIG); if it has not yet, releasing the cgroup kills it.
+ */
 export function isStale(s: ContainerState): boolean {
-  if (isAlive(s.owner)) return false
-  if (s.status === 'exited') return false
-  return !isAlive(s.process)
+  return !isAlive(s.owner) && s.status !== 'exited'
 }
 
 function safeJson(text: string): unknown {

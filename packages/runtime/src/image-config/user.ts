@@ -18,6 +18,12 @@ export interface ResolvedUser {
   home: string
 }
 
+/**
+ * Reads a file of the image by its absolute path in the image (`/etc/passwd`): the text, or
+ * null when it does not exist. {@link readRootfsFile} over a mounted root is one.
+ */
+export type ImageFileReader = (file: string) => Promise<string | null>
+
 export interface ResolveUserOptions {
   /** Extra groups, as `--group-add`: names (looked up in /etc/group) or numeric gids. */
   groupAdd?: readonly string[]
@@ -143,7 +149,11 @@ export async function readRootfsFile(rootfs: string, file: string, max: number =
  * await spawn({ argv: ['id'], user: { uid: u.uid, gid: u.gid, groups: u.additionalGids }, env: { HOME: u.home } })
  * ```
  */
-export async function resolveUser(rootfs: string, user: string | undefined, options: ResolveUserOptions = {}): Promise<ResolvedUser> {
+export async function resolveUser(
+  rootfs: string | ImageFileReader,
+  user: string | undefined,
+  options: ResolveUserOptions = {},
+): Promise<ResolvedUser> {
   const field = options.field ?? 'user'
   const spec = (user ?? '').trim()
   if (spec.includes('\0')) throw invalidOption(field, 'must not contain NUL bytes')
@@ -158,7 +168,8 @@ export async function resolveUser(rootfs: string, user: string | undefined, opti
   if (/^\d+$/.test(groupArg) && gidArg === undefined) throw invalidOption(field, `gid ${groupArg} is out of range (0 to ${MAX_ID})`)
 
   const max = options.maxFileSize ?? DEFAULT_MAX_FILE
-  const passwdText = await readRootfsFile(rootfs, '/etc/passwd', max)
+  const read: ImageFileReader = typeof rootfs === 'string' ? (file) => readRootfsFile(rootfs, file, max) : rootfs
+  const passwdText = await read('/etc/passwd')
   const passwd = passwdText === null ? [] : parsePasswd(passwdText)
 
   const result: ResolvedUser = { uid: 0, gid: 0, additionalGids: [], home: '/' }
@@ -184,7 +195,7 @@ export async function resolveUser(rootfs: string, user: string | undefined, opti
   }
 
   const needGroups = groupArg !== '' || matched !== undefined || (options.groupAdd?.length ?? 0) > 0
-  const groupText = needGroups ? await readRootfsFile(rootfs, '/etc/group', max) : null
+  const groupText = needGroups ? await read('/etc/group') : null
   const groups = groupText === null ? [] : parseGroup(groupText)
 
   if (groupArg !== '') {
