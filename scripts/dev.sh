@@ -3,7 +3,7 @@
 # missing (Debian packages, pnpm through corepack, node_modules), builds every package with
 # turbo, then runs one of:
 #
-#   bash scripts/dev.sh example   # npm run example: the namespaces demo (needs root)
+#   bash scripts/dev.sh example   # npm run example: hello from a container (needs root)
 #   bash scripts/dev.sh test      # npm test: typecheck + every test suite (needs root)
 #   bash scripts/dev.sh bench     # npm run bench: the spawn benchmark, when bench/ exists
 #   bash scripts/dev.sh setup     # only install and build
@@ -31,7 +31,7 @@ usage() {
   cat >&2 <<'EOF'
 usage: bash scripts/dev.sh <command>
 
-  example   install, build, run examples/dist/namespaces-shell.js   (npm run example)
+  example   install, build, run examples/dist/hello.js               (npm run example)
   test      install, build, typecheck, run every test suite          (npm test)
   bench     install, build, run the spawn benchmark                   (npm run bench)
   setup     install and build only
@@ -120,8 +120,8 @@ need_root() {
 
 # --- commands ------------------------------------------------------------------------------
 cmd_example() {
-  stage "running the example: node examples/dist/namespaces-shell.js"
-  node examples/dist/namespaces-shell.js
+  stage "running the example: node examples/dist/hello.js"
+  node examples/dist/hello.js
 }
 
 # Sums vitest's "Tests  ..." summary lines of every package in $1 and prints one line in the
