@@ -107,8 +107,14 @@ export class Runtime {
       await this.#release(s).catch(() => {})
       removed.push(s.id)
     }
-    for (const id of await this.states.orphans()) {
-      await this.states.remove(id).catch(() => {})
+    // A directory without a readable state: a crash between its mkdir and its first write.
+    // Only old ones: a young one may be a create in progress in another process.
+    for (const id of await this.states.orphans(10_000)) {
+      await releaseResources({
+        id, store: this.store, states: this.states, cgroupHost: this.cgroupHost,
+        cgroupName: id, cgroupParent: this.cgroupParent, snapshot: id, stateDir: true,
+      }).catch(() => {})
+      removed.push(id)
     }
     return removed
   }
@@ -171,6 +177,12 @@ export class Runtime {
     })
     const prepared = await this.#images.get(ref, { ...(o.platform ? { platform: o.platform } : {}), ...(extra.signal ? { signal: extra.signal } : {}) })
     const image = prepared.image
+    const cfg = image.config.config ?? {}
+    // Nothing to run is an error before anything is created.
+    const argv = resolveCommand(cfg, {
+      ...(o.entrypoint !== undefined ? { entrypoint: typeof o.entrypoint === 'string' ? [o.entrypoint] : o.entrypoint } : {}),
+      ...(o.cmd ? { cmd: o.cmd } : {}),
+    })
     const res: ContainerResources = {
       id, store: this.store, states: this.states, cgroupHost: this.cgroupHost, cgroupName: id, cgroupParent: this.cgroupParent,
     }
@@ -190,20 +202,27 @@ export class Runtime {
       // it disappears with the container and nothing is ever left mounted on the host.
       // volatile: the root is thrown away with the container, so its unmount need not flush
       // the host file system (a syncfs costs tens of ms).
-      const snap = await this.store.snapshots.prepare({
-        id, image: ref, manifestDigest: image.manifestDesc.digest, chainIds: prepared.chainIds, mount: false, volatile: true,
-      })
-      const cfg = image.config.config ?? {}
-      const user = await this.#images.user(prepared, o.user ?? (cfg.User || undefined))
-      const argv = resolveCommand(cfg, {
-        ...(o.entrypoint !== undefined ? { entrypoint: typeof o.entrypoint === 'string' ? [o.entrypoint] : o.entrypoint } : {}),
-        ...(o.cmd ? { cmd: o.cmd } : {}),
-      })
+      // Independent steps, in parallel (allSettled: a failure must not leave one of them
+      // finishing after the cleanup below has run).
+      const steps = await Promise.allSettled([
+        this.store.snapshots.prepare({
+          id, image: ref, manifestDigest: image.manifestDesc.digest, chainIds: prepared.chainIds, mount: false, volatile: true,
+        }),
+        this.#images.user(prepared, o.user ?? (cfg.User || undefined)),
+        writeEtcFiles(this.states.dir(id), hostname, network),
+        this.volumesOf(o),
+        Cgroup.create(id, limits, { parent: this.cgroupParent, host: this.cgroupHost }).then((cg) => (res.cgroup = cg)),
+      ] as const)
+      for (const r of steps) if (r.status === 'rejected') throw r.reason
+      const [snap, user, etc, volumeMounts, cgroup] = steps.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
+        Awaited<ReturnType<ImageStore['snapshots']['prepare']>>,
+        Awaited<ReturnType<ImageCache['user']>>,
+        Awaited<ReturnType<typeof writeEtcFiles>>,
+        Awaited<ReturnType<Runtime['volumesOf']>>,
+        Cgroup,
+      ]
       const env = mergeEnv({ image: cfg.Env ?? [], ...(o.env ? { user: o.env } : {}), hostname, home: user.home, tty: o.tty ?? false })
       const cwd = o.workdir ?? (cfg.WorkingDir || '/')
-      const etc = await writeEtcFiles(this.states.dir(id), hostname, network)
-      const volumeMounts = await this.#volumes(o)
-      res.cgroup = await Cgroup.create(id, limits, { parent: this.cgroupParent, host: this.cgroupHost })
       const groups = user.additionalGids
       const spawnOptions: ContainerContext['spawnOptions'] = {
         argv: init ? ['/dev/init', '--', ...argv] : argv,
@@ -227,14 +246,14 @@ export class Runtime {
         noNewPrivileges: !o.privileged,
         ...(seccomp ? { seccomp: { filter: seccomp.program, flags: seccomp.flags } } : {}),
         ...(o.ulimits ? { rlimits: o.ulimits as SpawnOptions['rlimits'] } : {}),
-        cgroup: res.cgroup.placement,
+        cgroup: cgroup.placement,
       }
       state.rootfs = snap.rootfs
       state.config = { ...state.config, argv: spawnOptions.argv, env: Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd, user: { uid: user.uid, gid: user.gid, groups } }
       if (o.interactive) (state.config as Record<string, unknown>)['interactive'] = true
       await this.states.write(state)
       const container = new Container({
-        state, resources: res, cgroup: res.cgroup, spawnOptions, stateDir: this.states.dir(id),
+        state, resources: res, cgroup, spawnOptions, stateDir: this.states.dir(id),
         save: (s) => this.states.write(s),
         resolveUser: async (u) => {
           const r = await this.#images.user(prepared, u)
@@ -250,7 +269,7 @@ export class Runtime {
   }
 
   /** Named volumes live in `<root>/volumes/<name>/_data`, as Docker keeps them. */
-  async #volumes(o: CreateOptionsParsed): Promise<NonNullable<NonNullable<SpawnOptions['rootfs']>['mounts']>> {
+  private async volumesOf(o: CreateOptionsParsed): Promise<NonNullable<NonNullable<SpawnOptions['rootfs']>['mounts']>> {
     const out: NonNullable<NonNullable<SpawnOptions['rootfs']>['mounts']> = []
     for (const m of o.mounts ?? []) {
       if (m.type === 'volume') {

@@ -143,12 +143,13 @@ export class V1Backend implements CgroupBackend {
     const memory = this.need('memory', 'memory statistics')
     const pids = this.need('pids', 'pids statistics')
     const blkio = this.dirOf('blkio')
-    return {
-      memory: await memoryStats(memory),
-      cpu: await cpuStats(this.dirOf('cpu'), this.dirOf('cpuacct')),
-      pids: await pidsStats(pids),
-      io: blkio ? await blkioStats(blkio) : [],
-    }
+    const [m, cpu, p, io] = await Promise.all([
+      memoryStats(memory),
+      cpuStats(this.dirOf('cpu'), this.dirOf('cpuacct')),
+      pidsStats(pids),
+      blkio ? blkioStats(blkio) : Promise.resolve([]),
+    ])
+    return { memory: m, cpu, pids: p, io }
   }
 
   freeze(): Promise<void> {

@@ -35,23 +35,30 @@ export async function releaseResources(r: ContainerResources): Promise<void> {
       failures.push(new RuntimeError('ERR_RUNTIME_CLEANUP', `${what}: ${(err as Error).message}`, { cause: err }))
     }
   }
-  if (r.cgroup) {
-    const cg = r.cgroup
-    await attempt(`remove cgroup ${cg.name}`, () => cg.destroy())
-  } else if (r.cgroupName) {
-    const name = r.cgroupName
-    await attempt(`remove cgroup ${name}`, async () => {
-      const cg = await Cgroup.open(name, { ...(r.cgroupParent ? { parent: r.cgroupParent } : {}), ...(r.cgroupHost ? { host: r.cgroupHost } : {}) }).catch((err: { code?: string }) => {
-        if (err.code === 'ERR_CGROUP_NOT_FOUND') return undefined
-        throw err
+  // The cgroup and the snapshot are independent: released together. The state goes last, so
+  // that a crash in between leaves something the next cleanup can still find.
+  const cgroupDone = (async () => {
+    if (r.cgroup) {
+      const cg = r.cgroup
+      await attempt(`remove cgroup ${cg.name}`, () => cg.destroy())
+    } else if (r.cgroupName) {
+      const name = r.cgroupName
+      await attempt(`remove cgroup ${name}`, async () => {
+        const cg = await Cgroup.open(name, { ...(r.cgroupParent ? { parent: r.cgroupParent } : {}), ...(r.cgroupHost ? { host: r.cgroupHost } : {}) }).catch((err: { code?: string }) => {
+          if (err.code === 'ERR_CGROUP_NOT_FOUND') return undefined
+          throw err
+        })
+        await cg?.destroy()
       })
-      await cg?.destroy()
-    })
-  }
-  if (r.snapshot) {
-    const snap = r.snapshot
-    await attempt(`remove snapshot ${snap}`, () => r.store.remove(snap))
-  }
+    }
+  })()
+  const snapshotDone = (async () => {
+    if (r.snapshot) {
+      const snap = r.snapshot
+      await attempt(`remove snapshot ${snap}`, () => r.store.remove(snap))
+    }
+  })()
+  await Promise.all([cgroupDone, snapshotDone])
   if (r.stateDir) await attempt(`remove state of ${r.id}`, () => r.states.remove(r.id))
   if (failures.length) throw failures[0]
 }

@@ -101,8 +101,8 @@ export class StateStore {
     return states.filter((s): s is ContainerState => s !== undefined)
   }
 
-  /** Ids of directories without a readable state (a crash between mkdir and write). */
-  async orphans(): Promise<string[]> {
+  /** Ids of directories without a readable state (a crash between mkdir and write), older than `minAgeMs`. */
+  async orphans(minAgeMs = 0): Promise<string[]> {
     let names: string[]
     try {
       names = await fs.readdir(this.root)
@@ -110,7 +110,11 @@ export class StateStore {
       return []
     }
     const out: string[] = []
-    for (const n of names.filter((x) => /^[0-9a-f]{64}$/.test(x))) if (!(await this.read(n))) out.push(n)
+    for (const n of names.filter((x) => /^[0-9a-f]{64}$/.test(x))) {
+      if (await this.read(n)) continue
+      const age = await fs.stat(this.dir(n)).then((st) => Date.now() - st.mtimeMs, () => -1)
+      if (age >= minAgeMs) out.push(n)
+    }
     return out
   }
 
