@@ -15,7 +15,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 PNPM_VERSION=12.4.2                       # keep in sync with "packageManager" in package.json
-APT_PACKAGES=(busybox-static cmake gcc g++ libc6-dev make python3 runc iproute2 util-linux zstd)
+APT_PACKAGES=(busybox-static cmake gcc g++ libc6-dev make python3 runc iproute2 util-linux zstd nftables)
 
 export DEBIAN_FRONTEND=noninteractive
 export COREPACK_INTEGRITY_KEYS=0           # corepack's bundled keys fail to verify pnpm here
