@@ -59,14 +59,39 @@ export class StateStore {
     return path.join(this.root, id)
   }
 
-  /** Creates the container's directory; a taken id or name is an error. */
+  /** `<root>/.names/<name>` → the id: names are reserved atomically, looked up in O(1). */
+  #nameLink(name: string): string {
+    return path.join(this.root, '.names', name)
+  }
+
+  /**
+   * Creates the container's directory and reserves its name; a taken name is
+   * `ERR_RUNTIME_CONFLICT` (a name left by a container whose state is gone is taken over).
+   */
   async create(state: ContainerState): Promise<void> {
-    await fs.mkdir(this.root, { recursive: true, mode: 0o711 })
-    if (await this.findByName(state.name)) {
-      throw new RuntimeError('ERR_RUNTIME_CONFLICT', `the container name "${state.name}" is already in use`, { field: 'name' })
+    await fs.mkdir(path.join(this.root, '.names'), { recursive: true, mode: 0o711 })
+    const link = this.#nameLink(state.name)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.symlink(state.id, link)
+        break
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
+          throw new RuntimeError('ERR_RUNTIME_CONFLICT', `the container name "${state.name}" is already in use`, { field: 'name', cause: err })
+        }
+        const owner = await fs.readlink(link).catch(() => '')
+        const alive = owner !== '' && (await fs.stat(this.dir(owner)).then(() => true, () => false))
+        if (alive) throw new RuntimeError('ERR_RUNTIME_CONFLICT', `the container name "${state.name}" is already in use by ${owner.slice(0, 12)}`, { field: 'name' })
+        await fs.rm(link, { force: true })
+      }
     }
-    await fs.mkdir(this.dir(state.id), { mode: 0o711 })
-    await this.write(state)
+    try {
+      await fs.mkdir(this.dir(state.id), { mode: 0o711 })
+      await this.write(state)
+    } catch (err) {
+      await fs.rm(link, { force: true })
+      throw err
+    }
   }
 
   /** Replaces state.json atomically (no fsync: /run is volatile by design). */
@@ -119,7 +144,9 @@ export class StateStore {
   }
 
   async findByName(name: string): Promise<ContainerState | undefined> {
-    return (await this.list()).find((s) => s.name === name)
+    const id = await fs.readlink(this.#nameLink(name)).catch(() => undefined)
+    const s = id ? await this.read(id) : undefined
+    return s?.name === name ? s : undefined
   }
 
   /**
@@ -127,17 +154,23 @@ export class StateStore {
    * @throws RuntimeError ERR_RUNTIME_NOT_FOUND, or ERR_RUNTIME_INVALID_OPTIONS for an ambiguous prefix
    */
   async resolve(idOrName: string): Promise<ContainerState> {
-    const all = await this.list()
-    const exact = all.find((s) => s.id === idOrName || s.name === idOrName)
+    const exact = (/^[0-9a-f]{64}$/.test(idOrName) ? await this.read(idOrName) : undefined) ?? (await this.findByName(idOrName))
     if (exact) return exact
+    const all = await this.list()
     const prefixed = /^[0-9a-f]{3,63}$/.test(idOrName) ? all.filter((s) => s.id.startsWith(idOrName)) : []
     if (prefixed.length === 1) return prefixed[0]!
     if (prefixed.length > 1) throw new RuntimeError('ERR_RUNTIME_INVALID_OPTIONS', `"${idOrName}" matches ${prefixed.length} containers`, { field: 'id' })
     throw new RuntimeError('ERR_RUNTIME_NOT_FOUND', `no such container: ${idOrName}`)
   }
 
+  /** Removes the container's directory and frees its name. */
   async remove(id: string): Promise<void> {
+    const s = await this.read(id)
     await fs.rm(this.dir(id), { recursive: true, force: true })
+    if (s) {
+      const link = this.#nameLink(s.name)
+      if ((await fs.readlink(link).catch(() => '')) === id) await fs.rm(link, { force: true })
+    }
   }
 }
 
