@@ -214,3 +214,30 @@ export function initBinaryPath(): string {
   }
   return file
 }
+
+// ---- netlink ------------------------------------------------------------------------------
+
+/** The netlink primitives of the addon (kept apart from {@link Addon} so this section stays self-contained). */
+interface NetlinkAddon {
+  netlinkOpen(protocol: number, netnsFd: number): number
+  netlinkRequest(fd: number, request: Buffer): Promise<Buffer[]>
+}
+const netlinkAddon = (): NetlinkAddon => addon() as unknown as NetlinkAddon
+
+/**
+ * Opens a netlink socket (`AF_NETLINK`, `SOCK_RAW | SOCK_CLOEXEC`, `protocol`, e.g. 0 for
+ * `NETLINK_ROUTE`) and binds it. With `netnsFd` ≥ 0 (an fd of a network namespace, such as
+ * `/proc/<pid>/ns/net` or `/run/netns/<name>`), the socket is created inside that namespace
+ * by a short-lived thread; the caller's own threads never change namespace. Extended acks
+ * and capped acks are enabled; receives time out after 5 s. Close it with {@link close}.
+ */
+export const netlinkOpen = (protocol: number, netnsFd = -1): number => netlinkAddon().netlinkOpen(protocol, netnsFd)
+
+/**
+ * Sends one netlink request (a complete message: header with `nlmsg_len`, flags and `nlmsg_seq`
+ * set by the caller) and resolves with every reply carrying that sequence number, up to
+ * `NLMSG_DONE` (dumps) or `NLMSG_ERROR` (acks and failures, which the caller parses). Runs on
+ * a worker thread. One request at a time per socket. Socket errors reject with `code`/`errno`/`syscall`
+ * (`EAGAIN` when the kernel did not answer within 5 s).
+ */
+export const netlinkRequest = (fd: number, request: Buffer): Promise<Buffer[]> => netlinkAddon().netlinkRequest(fd, request)

@@ -17,6 +17,7 @@
 
 #include "fs_ops.h"
 #include "pty.h"
+#include "netlink.h"
 #include "napi_errors.h"
 #include "plan.h"
 #include "poller.h"
@@ -451,6 +452,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   RegisterFsOps(env, exports);
   RegisterPty(env, exports);
+  RegisterNetlink(env, exports);
   return exports;
 }
 
