@@ -37,6 +37,7 @@ export {
   type ProcessInfo,
 } from './container/container.js'
 export { type ContainerState } from './container/state.js'
+export { Network, DEFAULT_NETWORK, parsePublish, type NetworkCreateOptions, type PublishedPort, type NetnsRef } from './network/index.js'
 export { type LogEntry } from './container/logs.js'
 export { parseImageName, storeRef, type ImageName } from './image/source.js'
 export { parseSize, cpusToQuota } from './options/units.js'

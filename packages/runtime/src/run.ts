@@ -38,8 +38,15 @@ export interface RunOptions {
   )[]
   /** Read-only root file system. */
   readonly?: boolean
-  /** `none` (default): its own network namespace with `lo` up; `host`: the host's network. */
-  network?: 'none' | 'host'
+  /**
+   * `none` (default): its own network namespace with `lo` up; `host`: the host's network;
+   * `bridge` (the default network, made on first use) or the name of a {@link Network}.
+   */
+  network?: 'none' | 'host' | 'bridge' | (string & {})
+  /** Name servers for /etc/resolv.conf on a bridge network (default the host's, minus loopback ones). */
+  dns?: string[]
+  /** Published ports: `'8080:80'`, `'127.0.0.1:5353:53/udp'`, or objects. */
+  publish?: (string | { hostPort: number; containerPort: number; protocol?: 'tcp' | 'udp'; hostIp?: string })[]
   tty?: boolean
   /** A tiny PID 1 that reaps zombies and forwards signals. */
   init?: boolean

@@ -28,6 +28,9 @@ import { createSchema, parseOptions, type CreateOptionsParsed } from './options/
 import { capabilitySets, resolveCapabilities } from './security/capabilities.js'
 import { compileSeccomp } from './security/seccomp/compile.js'
 import { defaultSeccompProfile } from './security/seccomp/default-profile.js'
+import { joinNetwork, type NetworkAttachment } from './network/network.js'
+import type { NetnsRef } from './network/netlink.js'
+import { parsePublish } from './network/proxy.js'
 import type { SeccompProfile } from './security/seccomp/profile.js'
 
 /** Where a runtime keeps things. Every root is configurable; the defaults are Docker-like. */
@@ -42,6 +45,8 @@ export interface RuntimeOptions {
   registry?: RegistryClientOptions | RegistryClient
   /** fsync content and metadata (default true). */
   fsync?: boolean
+  /** The network namespace bridges, veths, NAT and published ports live in (a pid or a netns path); default ours. */
+  hostNetns?: number | string
 }
 
 /** Options of {@link Runtime.create} and `create()`: see the README for each field. */
@@ -66,6 +71,8 @@ export class Runtime {
   readonly cgroupParent: string
   /** The cgroup setup of this host, detected once. */
   readonly cgroupHost: CgroupHost
+  /** Where bridge networks live (undefined: this process's netns). */
+  readonly hostNetns: NetnsRef | undefined
   #images: ImageCache
   #registry: RegistryClientOptions | RegistryClient | undefined
   #client: RegistryClient | undefined
@@ -78,6 +85,7 @@ export class Runtime {
     this.#images = new ImageCache(store)
     this.cgroupParent = o.cgroupParent ?? 'ctr'
     this.#registry = o.registry
+    this.hostNetns = o.hostNetns
   }
 
   /** Opens (creating if needed) the store and state directory and cleans up after crashed runs. */
@@ -114,6 +122,7 @@ export class Runtime {
         id, store: this.store, states: this.states, cgroupHost: this.cgroupHost,
         cgroupName: id, cgroupParent: this.cgroupParent, snapshot: id, stateDir: true,
       }).catch(() => {})
+      // (its network address, if any, is found stale by the next change to that network)
       removed.push(id)
     }
     return removed
@@ -123,6 +132,7 @@ export class Runtime {
     return releaseResources({
       id: s.id, store: this.store, states: this.states, cgroupHost: this.cgroupHost,
       cgroupName: s.cgroup.name, cgroupParent: s.cgroup.parent, snapshot: s.snapshot, stateDir: true,
+      ...(isBridged(s.config.network) ? { network: { stateRoot: this.states.root, name: s.config.network } } : {}),
     })
   }
 
@@ -165,7 +175,11 @@ export class Runtime {
     const network = o.network ?? 'none'
     const id = randomBytes(32).toString('hex')
     const name = o.name ?? id.slice(0, 12)
-    const hostname = o.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12))
+    const bridged = isBridged(network)
+    // On a network, the host name is the container's name (as its hosts entry).
+    const hostname = o.hostname ?? (network === 'host' ? os.hostname() : bridged ? name : id.slice(0, 12))
+    const publish = (o.publish ?? []).map((p) => (typeof p === 'string' ? parsePublish(p) : { ...p, protocol: p.protocol ?? ('tcp' as const) }))
+    if (publish.length && !bridged) throw new RuntimeError('ERR_RUNTIME_INVALID_OPTIONS', `publish: needs a bridge network, not network "${network}"`, { field: 'publish' })
     const init = o.init ? initBinary() : undefined
 
     const ref = await ensureImage(this.store, o.image, {
@@ -193,6 +207,7 @@ export class Runtime {
       config: { argv: [], env: [], cwd: '/', user: { uid: 0, gid: 0, groups: [] }, hostname, tty: o.tty ?? false, network, labels: o.labels ?? {} },
       created: new Date().toISOString(),
     }
+    let attachment: NetworkAttachment | undefined
     try {
       // The state goes first: whatever follows can be found and released after a crash.
       await this.states.create(state)
@@ -209,7 +224,16 @@ export class Runtime {
           id, image: ref, manifestDigest: image.manifestDesc.digest, chainIds: prepared.chainIds, mount: false, volatile: true,
         }),
         this.#images.user(prepared, o.user ?? (cfg.User || undefined)),
-        writeEtcFiles(this.states.dir(id), hostname, network),
+        bridged
+          ? joinNetwork({
+            stateRoot: this.states.root, ...(this.hostNetns !== undefined ? { hostNetns: this.hostNetns } : {}), id, name, hostname, network,
+            stateDir: this.states.dir(id), ...(o.dns ? { dns: o.dns } : {}), publish,
+          }).then((a) => {
+            res.network = { stateRoot: this.states.root, name: network }
+            attachment = a
+            return a.etcFiles
+          })
+          : writeEtcFiles(this.states.dir(id), hostname, network as 'none' | 'host'),
         this.volumesOf(o),
         Cgroup.create(id, limits, { parent: this.cgroupParent, host: this.cgroupHost }).then((cg) => (res.cgroup = cg)),
       ] as const)
@@ -229,6 +253,7 @@ export class Runtime {
         env,
         cwd,
         user: { uid: user.uid, gid: user.gid, groups },
+        // On a bridge network the container joins a netns prepared at start (see NetworkAttachment).
         namespaces: network === 'none' ? ['pid', 'mnt', 'uts', 'ipc', 'net'] : ['pid', 'mnt', 'uts', 'ipc'],
         hostname,
         rootfs: {
@@ -253,7 +278,7 @@ export class Runtime {
       if (o.interactive) (state.config as Record<string, unknown>)['interactive'] = true
       await this.states.write(state)
       const container = new Container({
-        state, resources: res, cgroup, spawnOptions, stateDir: this.states.dir(id),
+        state, resources: res, cgroup, spawnOptions, stateDir: this.states.dir(id), ...(attachment ? { network: attachment } : {}),
         save: (s) => this.states.write(s),
         resolveUser: async (u) => {
           const r = await this.#images.user(prepared, u)
@@ -289,6 +314,11 @@ export class Runtime {
   forget(id: string): void {
     this.#containers.delete(id)
   }
+}
+
+/** Whether a network option names a bridge network (not a mode). */
+function isBridged(network: string): boolean {
+  return network !== 'none' && network !== 'host'
 }
 
 /** Compiled default filters by capability set: compiling takes ~10 ms, the result never changes. */

@@ -17,6 +17,7 @@ import { processStart, selfIdentity } from './process-identity.js'
 import { releaseResources, type ContainerResources } from './resources.js'
 import type { ContainerState } from './state.js'
 import { readLogs, type LogEntry, LogWriter } from './logs.js'
+import type { NetworkAttachment } from '../network/network.js'
 
 /** How a container (or an exec'd process) ended. */
 export interface ExitInfo {
@@ -80,6 +81,8 @@ export interface ContainerContext {
   save: (s: ContainerState) => Promise<void>
   resolveUser: (user: string) => Promise<{ uid: number; gid: number; groups: number[] }>
   stateDir: string
+  /** Its place on a bridge network: the netns is made ready before its process runs. */
+  network?: NetworkAttachment
 }
 
 /**
@@ -163,10 +166,13 @@ export class Container {
       stdio = [options.stdin !== undefined || this.#interactive() ? 'pipe' : 'ignore', outStdio(stdoutMode), outStdio(stderrMode)]
     }
     let child: Child
+    let net: Awaited<ReturnType<NetworkAttachment['beforeStart']>> | undefined
     try {
       const base = this.#ctx.spawnOptions
+      net = await this.#ctx.network?.beforeStart()
       child = await spawn({
         ...base,
+        ...(net ? { join: { ...base.join, net: net.netns } } : {}),
         // The pty comes from the host's devpts, which the container cannot see: bind its
         // slave onto /dev/console (as runc does) so ttyname() finds a name for it.
         ...(pty && base.rootfs
@@ -177,9 +183,20 @@ export class Container {
       })
     } catch (err) {
       if (pty) { close(pty.master); close(pty.slave) }
+      await net?.abort()
       throw new RuntimeError('ERR_RUNTIME_START', `start container ${this.name}: ${(err as Error).message}`, { cause: err })
     } finally {
       if (pty) close(pty.slave)
+    }
+    if (net) {
+      try {
+        await net.started()
+      } catch (err) {
+        child.kill('SIGKILL')
+        await child.exited
+        if (pty) close(pty.master)
+        throw err
+      }
     }
     this.#child = child
     const log = logging ? new LogWriter(path.join(this.#ctx.stateDir, 'container.log')) : undefined
@@ -233,6 +250,7 @@ export class Container {
 
   async #finish(child: Child, streams: Promise<unknown>[], log: LogWriter | undefined, master: number | undefined): Promise<ExitInfo> {
     const status = await child.exited
+    await this.#ctx.network?.stopped().catch(() => {})
     // Init is gone: the kernel kills the rest of the pid namespace. Output still in flight
     // drains first (a pty master ends with EIO once no slave is open).
     await Promise.race([Promise.all(streams), new Promise((r) => setTimeout(r, 2000).unref())])

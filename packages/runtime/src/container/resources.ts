@@ -7,6 +7,7 @@
 import { Cgroup, type CgroupHost } from '@ctr/cgroups'
 import type { ImageStore } from '@ctr/overlay-image'
 import { RuntimeError } from '../errors.js'
+import { leaveNetwork } from '../network/network.js'
 import type { StateStore } from './state.js'
 
 export interface ContainerResources {
@@ -24,6 +25,8 @@ export interface ContainerResources {
   snapshot?: string
   /** Whether the state directory exists. */
   stateDir?: boolean
+  /** The bridge network holding an address for it. */
+  network?: { stateRoot: string; name: string }
 }
 
 export async function releaseResources(r: ContainerResources): Promise<void> {
@@ -59,6 +62,11 @@ export async function releaseResources(r: ContainerResources): Promise<void> {
     }
   })()
   await Promise.all([cgroupDone, snapshotDone])
+  // Its processes are gone: its veth, address and hosts entry go (and an implicit network with its last container).
+  if (r.network) {
+    const n = r.network
+    await attempt(`leave network ${n.name}`, () => leaveNetwork({ stateRoot: n.stateRoot, id: r.id, network: n.name }))
+  }
   if (r.stateDir) await attempt(`remove state of ${r.id}`, () => r.states.remove(r.id))
   if (failures.length) throw failures[0]
 }

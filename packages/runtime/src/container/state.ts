@@ -36,7 +36,8 @@ export const stateSchema = z.strictObject({
     user: z.strictObject({ uid: z.number(), gid: z.number(), groups: z.array(z.number()) }),
     hostname: z.string(),
     tty: z.boolean(),
-    network: z.enum(['none', 'host']),
+    /** 'none', 'host', or the name of the network it is on. */
+    network: z.string(),
     labels: z.record(z.string(), z.string()),
   }),
   created: z.string(),

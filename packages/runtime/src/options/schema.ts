@@ -47,7 +47,18 @@ export const containerFields = {
   ioWeight: z.number().int().min(1).max(10_000).optional(),
   mounts: z.array(mount).max(256).optional(),
   readonly: z.boolean().optional(),
-  network: z.enum(['none', 'host']).optional(),
+  // Networking: a mode ('none', 'host'), 'bridge' (the default network) or a network's name.
+  network: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "'none', 'host', 'bridge' or a network name").optional(),
+  dns: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$|^[0-9a-fA-F:]+$/, 'an IP address')).max(3).optional(),
+  publish: z.array(z.union([
+    z.string(),
+    z.strictObject({
+      hostPort: z.number().int().min(1).max(65535),
+      containerPort: z.number().int().min(1).max(65535),
+      protocol: z.enum(['tcp', 'udp']).optional(),
+      hostIp: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'an IPv4 address').optional(),
+    }),
+  ])).max(256).optional(),
   tty: z.boolean().optional(),
   init: z.boolean().optional(),
   capAdd: z.array(z.string()).optional(),
