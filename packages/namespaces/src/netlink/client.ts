@@ -311,7 +311,7 @@ export class Netlink {
     await this.#ack(C.RTM_NEWLINK, 0, encodeIfInfo({ index }, [u32Attr(C.IFLA_MTU, mtu)]), op)
   }
 
-  /** Renames a link. The link must be down (EBUSY otherwise). */
+  /** Renames a link. Kernels before 6.2 refuse to rename a link that is up (EBUSY): set it down first there. */
   async rename(name: string, newName: string): Promise<void> {
     checkName(name)
     checkName(newName, 'newName')
