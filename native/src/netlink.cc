@@ -120,8 +120,14 @@ class RequestWorker : public Napi::AsyncWorker {
     }
     std::vector<uint8_t> buf(1 << 16);
     for (;;) {
-      do n = recv(fd_, buf.data(), buf.size(), 0);
+      // MSG_TRUNC: n is the datagram's real length, so a message cut short is detected
+      do n = recv(fd_, buf.data(), buf.size(), MSG_TRUNC);
       while (n < 0 && errno == EINTR);
+      if (n > (ssize_t)buf.size()) {
+        err_ = EMSGSIZE;
+        syscall_ = "recv";
+        return;
+      }
       if (n < 0) {
         err_ = errno;
         syscall_ = "recv";

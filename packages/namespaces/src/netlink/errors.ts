@@ -53,7 +53,7 @@ export class NetlinkError extends Error {
   readonly kernelMessage?: string
 
   constructor(operation: string, errno: number, details: { kernelMessage?: string; cause?: unknown } = {}) {
-    const errnoCode = errnoName(errno)
+    const errnoCode = errno === 95 ? 'EOPNOTSUPP' : errnoName(errno) // Linux's name for 95, as iproute2 says
     const text = TEXT[errnoCode] ?? `errno ${errno}`
     super(
       `${operation}: ${errnoCode} (${text})${details.kernelMessage ? `: ${details.kernelMessage}` : ''}`,
