@@ -1,6 +1,8 @@
 /**
  * Bridge networking end to end, inside a netns that plays the host (never the machine's own).
  */
+import fsSync, { promises as fs } from 'node:fs'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Network, Runtime, run } from '../src/index.js'
 import { makeRuntimeEnv, type RuntimeEnv } from './helpers/runtime-env.js'
@@ -25,6 +27,23 @@ afterAll(async () => {
   await env?.dispose()
 })
 
+/** A UDP server that answers `pong:<datagram>` on 5353, and a client that asks it once. */
+const UDP_ECHO = "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('pong:'+m,r.port,r.address));s.bind(5353)"
+const UDP_ASK = "const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{console.log(String(m));process.exit(0)});" +
+  "s.send('ping',Number(process.argv[1]),'127.0.0.1');setTimeout(()=>process.exit(1),500)"
+
+/** Retries `f` for up to ~3 s (a server that has just started may not listen yet). */
+async function retry<T>(f: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await f()
+    } catch (err) {
+      if (i >= 30) throw err
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+}
+
 describe('bridge networks', () => {
   it("the issue's snippet: a container reaches another by name", async () => {
     const image = env.image
@@ -39,6 +58,151 @@ describe('bridge networks', () => {
       expect(r.stdout).toBe('web\n')
     } finally {
       await web.delete({ force: true })
+      await net.remove()
+    }
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
+  it('containers on one network talk TCP and see each other in a hosts file updated in place', async () => {
+    const net = await Network.create({ name: 'talk', runtime: rt })
+    const a = await rt.create({ image: env.image, name: 'alpha', network: 'talk', cmd: ['busybox', 'sh', '-c', 'busybox nc -l -p 7000 > /tmp/got; sleep 60'] })
+    await a.start()
+    try {
+      const b = await run({ runtime: rt, image: env.image, name: 'beta', network: 'talk', cmd: ['busybox', 'sh', '-c', 'cat /etc/hostname; grep alpha /etc/hosts; grep beta /etc/hosts; echo hello | busybox nc alpha 7000'] })
+      expect(b.exitCode, b.stderr).toBe(0)
+      const [alphaIp, betaIp] = [(await net.containers()).find((c) => c.name === 'alpha')?.ip, b.stdout.split('\n')[2]?.split('\t')[0]]
+      expect(b.stdout.split('\n')[0]).toBe('beta')
+      expect(b.stdout).toContain(`${alphaIp}\talpha`)
+      expect(betaIp).toMatch(/^10\.89\./)
+      let got = ''
+      for (let i = 0; i < 50 && !got; i++) {
+        got = (await a.exec(['cat', '/tmp/got'])).stdout
+        if (!got) await new Promise((r) => setTimeout(r, 50))
+      }
+      expect(got).toBe('hello\n')
+      // beta is gone: alpha's /etc/hosts (the same file, rewritten in place) no longer lists it.
+      const hosts = (await a.exec(['cat', '/etc/hosts'])).stdout
+      expect(hosts).toContain('\talpha\n')
+      expect(hosts).not.toContain('beta')
+      // eth0 with its address, the default route via the gateway, and the hostname.
+      const ipOut = (await a.exec(['busybox', 'sh', '-c', 'busybox ip -4 addr show eth0; busybox ip route; hostname'])).stdout
+      expect(ipOut).toContain(`inet ${alphaIp}/24`)
+      expect(ipOut).toContain(`default via ${net.gateway} dev eth0`)
+      expect(ipOut.trim().split('\n').at(-1)).toBe('alpha')
+    } finally {
+      await a.delete({ force: true })
+      await net.remove()
+    }
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
+  it('containers on different networks cannot reach each other', async () => {
+    const n1 = await Network.create({ name: 'left', runtime: rt })
+    const n2 = await Network.create({ name: 'right', runtime: rt })
+    expect(n1.subnet).not.toBe(n2.subnet)
+    const web = await rt.create({ image: env.image, name: 'lweb', network: 'left', cmd: ['busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'] })
+    await web.start()
+    try {
+      const ip = (await n1.containers())[0]!.ip
+      const same = await run({ runtime: rt, image: env.image, network: 'left', timeout: 10_000, cmd: ['busybox', 'wget', '-qO-', `http://${ip}:8080/hostname`] })
+      expect(same.stdout, JSON.stringify(same)).toBe('lweb\n')
+      const other = await run({ runtime: rt, image: env.image, network: 'right', timeout: 2000, cmd: ['busybox', 'wget', '-qO-', `http://${ip}:8080/hostname`] })
+      expect(other.exitCode).not.toBe(0)
+      expect(other.stdout).toBe('')
+      const byName = await run({ runtime: rt, image: env.image, network: 'right', timeout: 2000, cmd: ['busybox', 'wget', '-qO-', 'http://lweb:8080/hostname'] })
+      expect(byName.exitCode).not.toBe(0)
+    } finally {
+      await web.delete({ force: true })
+      await n1.remove()
+      await n2.remove()
+    }
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
+  it('a published port answers from the host netns (tcp and udp)', async () => {
+    const net = await Network.create({ name: 'pub', runtime: rt })
+    const web = await rt.create({
+      image: env.image, name: 'pweb', network: 'pub', publish: ['18080:8080', { hostPort: 15353, containerPort: 5353, protocol: 'udp', hostIp: '127.0.0.1' }],
+      // busybox has no UDP server: the host's node (with its libraries) answers datagrams.
+      mounts: [
+        { type: 'bind', source: '/usr', target: '/usr', readonly: true },
+        { type: 'bind', source: fsSync.realpathSync('/lib'), target: '/lib', readonly: true },
+        { type: 'bind', source: fsSync.realpathSync('/lib64'), target: '/lib64', readonly: true },
+      ],
+      cmd: ['busybox', 'sh', '-c', `${process.execPath} -e "${UDP_ECHO}" & exec busybox httpd -f -p 8080 -h /etc`],
+    })
+    await web.start()
+    try {
+      expect(await retry(() => host.exec(['busybox', 'timeout', '5', 'busybox', 'wget', '-qO-', 'http://127.0.0.1:18080/hostname']))).toBe('pweb\n')
+      expect(await host.exec(['busybox', 'timeout', '5', 'busybox', 'wget', '-qO-', `http://${net.gateway}:18080/hostname`])).toBe('pweb\n')
+      expect(await retry(() => host.exec([process.execPath, '-e', UDP_ASK, '15353']))).toBe('pong:ping\n')
+      // A taken host port fails the start, naming the port, and leaves nothing behind.
+      const clash = await rt.create({ image: env.image, name: 'clash', network: 'pub', publish: ['18080:80'], cmd: ['busybox', 'sleep', '60'] })
+      await expect(clash.start()).rejects.toThrow(/18080\/tcp/)
+      await clash.delete({ force: true })
+    } finally {
+      await web.delete({ force: true })
+      await net.remove()
+    }
+    // The proxy is gone with its container: the port no longer answers.
+    await expect(host.exec(['busybox', 'timeout', '2', 'busybox', 'wget', '-qO-', 'http://127.0.0.1:18080/hostname'])).rejects.toThrow()
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
+  it('an address is handed out once, reused only after its container is gone, and survives a new runtime', async () => {
+    const net = await Network.create({ name: 'tiny', subnet: '10.77.0.0/29', runtime: rt })
+    expect(net.gateway).toBe('10.77.0.1')
+    const ipOf = async (name: string) => (await net.containers()).find((c) => c.name === name)?.ip
+    const c1 = await rt.create({ image: env.image, name: 't1', network: 'tiny', cmd: ['true'] })
+    const c2 = await rt.create({ image: env.image, name: 't2', network: 'tiny', cmd: ['true'] })
+    expect([await ipOf('t1'), await ipOf('t2')]).toEqual(['10.77.0.2', '10.77.0.3'])
+    // A crashed holder: an allocation whose container state no longer exists is reclaimed.
+    const ipamFile = path.join(env.dir, 'run', 'networks', 'tiny.ipam.json')
+    const ipam = JSON.parse(await fs.readFile(ipamFile, 'utf8'))
+    ipam.allocations['10.77.0.4'] = { containerId: 'f'.repeat(64), name: 'ghost', hostVeth: 'veffffffffffff' }
+    await fs.writeFile(ipamFile, JSON.stringify(ipam))
+    // Another runtime over the same state (a restarted process) sees t1 and t2.
+    const rt2 = await Runtime.open({ root: path.join(env.dir, 'store'), stateRoot: path.join(env.dir, 'run'), cgroupParent: env.cgroupParent, fsync: false, hostNetns: host.pid })
+    const c3 = await rt2.create({ image: env.image, name: 't3', network: 'tiny', cmd: ['true'] })
+    expect(await ipOf('t3')).toBe('10.77.0.4')
+    expect((await net.containers()).map((c) => c.name)).not.toContain('ghost')
+    await c1.delete()
+    const c4 = await rt.create({ image: env.image, name: 't4', network: 'tiny', cmd: ['true'] })
+    expect(await ipOf('t4')).toBe('10.77.0.2')
+    const c5 = await rt.create({ image: env.image, name: 't5', network: 'tiny', cmd: ['true'] })
+    expect(await ipOf('t5')).toBe('10.77.0.5')
+    const c6 = await rt.create({ image: env.image, name: 't6', network: 'tiny', cmd: ['true'] })
+    expect(await ipOf('t6')).toBe('10.77.0.6')
+    await expect(rt.create({ image: env.image, name: 't7', network: 'tiny', cmd: ['true'] })).rejects.toThrow(/no free address/)
+    await expect(net.remove()).rejects.toThrow(/has containers/)
+    for (const c of [c2, c3, c4, c5, c6]) await c.delete()
+    expect(await net.containers()).toEqual([])
+    await net.remove()
+    expect(await Network.list({ runtime: rt })).toEqual([])
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
+  it("the default 'bridge' network is made on first use and removed with its last container", async () => {
+    const r = await run({ runtime: rt, image: env.image, network: 'bridge', dns: ['192.0.2.53'], cmd: ['busybox', 'sh', '-c', 'cat /etc/resolv.conf; busybox ip route'] })
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.stdout).toContain('nameserver 192.0.2.53\n')
+    expect(r.stdout).toMatch(/default via 10\.89\.\d+\.1 dev eth0/)
+    expect(await Network.list({ runtime: rt })).toEqual([])
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
+  it('nft masquerades the subnet and isolates bridges, in the host netns only', async () => {
+    const net = await Network.create({ name: 'natted', runtime: rt })
+    try {
+      const rules = await host.exec(['nft', 'list', 'table', 'ip', net.bridge])
+      expect(rules).toContain(`ip saddr ${net.subnet} oifname != "${net.bridge}" masquerade`)
+      expect(rules).toContain(`iifname "${net.bridge}" oifname != "${net.bridge}" oifname "ctr-*" drop`)
+      expect((await host.exec(['cat', '/proc/sys/net/ipv4/ip_forward'])).trim()).toBe('1')
+      await expect(Network.create({ name: 'natted', runtime: rt })).rejects.toThrow(/already exists/)
+      await expect(Network.create({ name: 'clash', subnet: net.subnet, runtime: rt })).rejects.toThrow(/overlaps/)
+      await expect(rt.create({ image: env.image, network: 'nosuch', cmd: ['true'] })).rejects.toThrow(/no such network/)
+      expect((await Network.get('natted', { runtime: rt })).subnet).toBe(net.subnet)
+    } finally {
       await net.remove()
     }
     expect(await host.snapshot()).toEqual(clean)
