@@ -6,9 +6,7 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import * as namespaces from '@ctr/namespaces'
 import { spawn, type Child } from '@ctr/namespaces'
-import { setNetlinkOpener } from '../../src/network/netlink.js'
 
 const run = promisify(execFile)
 
@@ -22,18 +20,7 @@ export interface NetHost {
   dispose(): Promise<void>
 }
 
-/**
- * Until `@ctr/namespaces`' built dist exports Netlink, use its source (the same class) so the
- * runtime's network code runs against the real rtnetlink implementation.
- */
-export async function ensureNetlink(): Promise<void> {
-  if ('Netlink' in namespaces) return
-  const src = await import('../../../namespaces/src/netlink/index.js')
-  setNetlinkOpener((netns) => src.Netlink.open(netns === undefined ? {} : { netns }))
-}
-
 export async function makeNetHost(): Promise<NetHost> {
-  await ensureNetlink()
   const holder: Child = await spawn({ argv: ['/bin/sleep', '600'], namespaces: ['net'], stdio: ['ignore', 'ignore', 'ignore'] })
   const ns = `--net=/proc/${holder.pid}/ns/net`
   const exec = async (argv: string[]) => (await run('nsenter', [ns, ...argv], { encoding: 'utf8' })).stdout
