@@ -3,10 +3,15 @@
  */
 import fsSync, { promises as fs } from 'node:fs'
 import path from 'node:path'
+import { execFile, spawn as spawnChild, type ChildProcess } from 'node:child_process'
+import { promisify } from 'node:util'
+import { spawn } from '@ctr/namespaces'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Network, Runtime, run } from '../src/index.js'
 import { makeRuntimeEnv, type RuntimeEnv } from './helpers/runtime-env.js'
 import { makeNetHost, type NetHost } from './helpers/net-host.js'
+
+const execFileP = promisify(execFile)
 
 let env: RuntimeEnv
 let host: NetHost
@@ -204,6 +209,39 @@ describe('bridge networks', () => {
       expect((await Network.get('natted', { runtime: rt })).subnet).toBe(net.subnet)
     } finally {
       await net.remove()
+    }
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
+  it('outbound traffic is masqueraded: a server outside the host sees the host address', async () => {
+    // An "outside" netns behind the test host: 192.0.2.1 (host) — 192.0.2.2 (outside). The
+    // outside has no route to the containers' subnet, so only NAT lets replies come back.
+    const outside = await spawn({ argv: ['/bin/sleep', '600'], namespaces: ['net'], stdio: ['ignore', 'ignore', 'ignore'] })
+    let server: ChildProcess | undefined
+    try {
+      await host.exec(['ip', 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'down0', 'netns', String(outside.pid)])
+      await host.exec(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'up0'])
+      await host.exec(['ip', 'link', 'set', 'up0', 'up'])
+      const inOutside = ['nsenter', `--net=/proc/${outside.pid}/ns/net`]
+      await execFileP(inOutside[0]!, [...inOutside.slice(1), 'ip', 'addr', 'add', '192.0.2.2/24', 'dev', 'down0'])
+      await execFileP(inOutside[0]!, [...inOutside.slice(1), 'ip', 'link', 'set', 'down0', 'up'])
+      const before = await host.snapshot()
+      server = spawnChild(inOutside[0]!, [...inOutside.slice(1), process.execPath, '-e',
+        "require('http').createServer((q,r)=>r.end(q.socket.remoteAddress)).listen(80,'192.0.2.2',()=>console.log('ready'))"], { stdio: ['ignore', 'pipe', 'inherit'] })
+      await new Promise<void>((resolve, reject) => {
+        server!.stdout!.on('data', () => resolve())
+        server!.on('exit', () => reject(new Error('the outside server exited')))
+      })
+      const r = await run({ runtime: rt, image: env.image, network: 'bridge', timeout: 10_000, cmd: ['busybox', 'wget', '-qO-', 'http://192.0.2.2/'] })
+      expect(r.stderr).toBe('')
+      expect(r.stdout).toBe('192.0.2.1')
+      expect(await host.snapshot()).toEqual(before)
+    } finally {
+      server?.kill('SIGKILL')
+      if (server && server.exitCode === null && server.signalCode === null) await new Promise((r) => server!.once('exit', r))
+      outside.kill('SIGKILL')
+      await outside.exited
+      await host.exec(['ip', 'link', 'del', 'up0']).catch(() => {})
     }
     expect(await host.snapshot()).toEqual(clean)
   })
