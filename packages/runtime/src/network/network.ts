@@ -13,7 +13,7 @@ import { RuntimeError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
 import { contains, formatSubnet, intToIp, ipToInt, overlaps, parseSubnet } from './cidr.js'
 import { installNat, removeNat } from './host.js'
-import { openNetlink, withNetlink, type NetlinkHandle, type NetnsRef } from './netlink.js'
+import { openNetlink, withNetlink, type NetnsRef } from './netlink.js'
 import { startProxy, type PublishedPort } from './proxy.js'
 import { networkNameSchema, NetworkStore, type Ipam, type NetworkRecord } from './store.js'
 
@@ -264,34 +264,63 @@ export class NetworkAttachment {
   async beforeStart(): Promise<{ netns: number; started: () => Promise<void>; abort: () => Promise<void> }> {
     const rec = this.network
     const sleep = ['/bin/sleep', '/usr/bin/sleep'].find((p) => existsSync(p)) ?? '/bin/sleep'
-    const holder = await spawn({ argv: [sleep, '86400'], env: {}, namespaces: ['net'], stdio: ['ignore', 'ignore', 'ignore'] })
+    const peer = `vp${randomBytes(5).toString('hex')}`
+    const prefix = parseSubnet(rec.subnet).prefix
+    // The holder's netns and the host side (is the bridge there?) at once.
+    const [h, nl] = await Promise.allSettled([
+      spawn({ argv: [sleep, '86400'], env: {}, namespaces: ['net'], stdio: ['ignore', 'ignore', 'ignore'] }),
+      openNetlink(rec.hostNetns).then(async (nl) => {
+        try {
+          // The bridge may be gone (its netns restarted): bring it back.
+          if (!(await nl.link(rec.bridge))) await setupHost(rec)
+          return nl
+        } catch (err) {
+          nl.close()
+          throw err
+        }
+      }),
+    ])
+    if (h.status === 'rejected' || nl.status === 'rejected') {
+      if (h.status === 'fulfilled') { h.value.kill('SIGKILL'); await h.value.exited }
+      if (nl.status === 'fulfilled') nl.value.close()
+      const err = (h.status === 'rejected' ? h.reason : (nl as PromiseRejectedResult).reason) as Error
+      throw new RuntimeError('ERR_RUNTIME_START', `attach to network ${rec.name}: ${err.message}`, { cause: err })
+    }
+    const holder = h.value
+    const host = nl.value
     const dropHolder = async () => {
       holder.kill('SIGKILL')
       await holder.exited
     }
-    const peer = `vp${randomBytes(5).toString('hex')}`
-    const prefix = parseSubnet(rec.subnet).prefix
-    let host: NetlinkHandle | undefined
     try {
-      host = await openNetlink(rec.hostNetns)
-      // The bridge may be gone (its netns restarted): bring it back.
-      if (!(await host.link(rec.bridge))) await setupHost(rec)
-      if (await host.link(this.hostVeth)) await host.deleteLink(this.hostVeth)
-      await host.createVeth(this.hostVeth, peer, { peerNetns: holder.pid })
-      await host.setMaster(this.hostVeth, rec.bridge)
-      await host.setUp(this.hostVeth)
-      await withNetlink(holder.pid, async (nl) => {
-        await nl.rename(peer, 'eth0')
-        await nl.addAddress('eth0', `${this.ip}/${prefix}`)
-        await nl.setUp('eth0')
-        await nl.addRoute({ dst: 'default', gateway: rec.gateway, dev: 'eth0' })
-      })
+      try {
+        await host.createVeth(this.hostVeth, peer, { peerNetns: holder.pid })
+      } catch (err) {
+        // A veth left by a crash of this very container id: replace it.
+        if (!(await host.link(this.hostVeth))) throw err
+        await host.deleteLink(this.hostVeth)
+        await host.createVeth(this.hostVeth, peer, { peerNetns: holder.pid })
+      }
+      // Both ends at once: the host end into the bridge, the container end as eth0.
+      const results = await Promise.allSettled([
+        (async () => {
+          await host.setMaster(this.hostVeth, rec.bridge)
+          await host.setUp(this.hostVeth)
+        })(),
+        withNetlink(holder.pid, async (nl) => {
+          await nl.rename(peer, 'eth0')
+          await nl.addAddress('eth0', `${this.ip}/${prefix}`)
+          await nl.setUp('eth0')
+          await nl.addRoute({ dst: 'default', gateway: rec.gateway, dev: 'eth0' })
+        }),
+      ])
+      for (const r of results) if (r.status === 'rejected') throw r.reason
     } catch (err) {
-      await host?.deleteLink(this.hostVeth).catch(() => {})
+      await host.deleteLink(this.hostVeth).catch(() => {})
       await dropHolder()
       throw new RuntimeError('ERR_RUNTIME_START', `attach to network ${rec.name}: ${(err as Error).message}`, { cause: err })
     } finally {
-      host?.close()
+      host.close()
     }
     return {
       netns: holder.pid,
