@@ -28,7 +28,7 @@ import { createSchema, parseOptions, type CreateOptionsParsed } from './options/
 import { capabilitySets, resolveCapabilities } from './security/capabilities.js'
 import { compileSeccomp } from './security/seccomp/compile.js'
 import { defaultSeccompProfile } from './security/seccomp/default-profile.js'
-import { joinNetwork, type NetworkAttachment } from './network/network.js'
+import { joinNetwork, pruneNetworks, type NetworkAttachment } from './network/network.js'
 import type { NetnsRef } from './network/netlink.js'
 import { parsePublish } from './network/proxy.js'
 import type { SeccompProfile } from './security/seccomp/profile.js'
@@ -122,9 +122,10 @@ export class Runtime {
         id, store: this.store, states: this.states, cgroupHost: this.cgroupHost,
         cgroupName: id, cgroupParent: this.cgroupParent, snapshot: id, stateDir: true,
       }).catch(() => {})
-      // (its network address, if any, is found stale by the next change to that network)
       removed.push(id)
     }
+    // Network addresses of containers whose state is gone; implicit networks left empty.
+    await pruneNetworks(this.states.root).catch(() => {})
     return removed
   }
 

@@ -245,4 +245,19 @@ describe('bridge networks', () => {
     }
     expect(await host.snapshot()).toEqual(clean)
   })
+
+  it("a crashed owner's container leaves its network when the next runtime opens", async () => {
+    const c = await rt.create({ image: env.image, name: 'orphan', network: 'bridge', cmd: ['true'] })
+    expect((await Network.list({ runtime: rt })).map((n) => n.name)).toEqual(['bridge'])
+    // Its owner "crashed": the state names a process that is gone.
+    const stateFile = path.join(env.dir, 'run', c.id, 'state.json')
+    const st = JSON.parse(await fs.readFile(stateFile, 'utf8'))
+    st.owner = { pid: 999_999_999, start: 1 }
+    await fs.writeFile(stateFile, JSON.stringify(st))
+    rt.forget(c.id)
+    const rt2 = await Runtime.open({ root: path.join(env.dir, 'store'), stateRoot: path.join(env.dir, 'run'), cgroupParent: env.cgroupParent, fsync: false, hostNetns: host.pid })
+    expect(await rt2.list()).toEqual([])
+    expect(await Network.list({ runtime: rt })).toEqual([])
+    expect(await host.snapshot()).toEqual(clean)
+  })
 })

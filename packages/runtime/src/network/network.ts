@@ -410,3 +410,23 @@ export async function leaveNetwork(o: { stateRoot: string; id: string; network: 
     if (rec.implicit && Object.keys(ipam.allocations).length === 0) await teardownLocked(store, rec)
   })
 }
+
+/**
+ * After a crash: drops every network's allocations whose container state is gone, and
+ * removes implicit networks left without containers. Returns the networks removed.
+ */
+export async function pruneNetworks(stateRoot: string): Promise<string[]> {
+  const store = new NetworkStore(stateRoot)
+  if (!existsSync(store.dir)) return []
+  return store.locked(async () => {
+    const removed: string[] = []
+    for (const rec of await store.list()) {
+      const ipam = await pruneStale(store, rec)
+      if (rec.implicit && Object.keys(ipam.allocations).length === 0) {
+        await teardownLocked(store, rec).catch(() => {})
+        removed.push(rec.name)
+      }
+    }
+    return removed
+  })
+}
