@@ -28,7 +28,7 @@ import { createSchema, parseOptions, type CreateOptionsParsed } from './options/
 import { capabilitySets, resolveCapabilities } from './security/capabilities.js'
 import { compileSeccomp } from './security/seccomp/compile.js'
 import { defaultSeccompProfile } from './security/seccomp/default-profile.js'
-import { joinNetwork, pruneNetworks, type NetworkAttachment } from './network/network.js'
+import { joinNetwork, networkExists, pruneNetworks, type NetworkAttachment } from './network/network.js'
 import type { NetnsRef } from './network/netlink.js'
 import { parsePublish } from './network/proxy.js'
 import type { SeccompProfile } from './security/seccomp/profile.js'
@@ -181,6 +181,9 @@ export class Runtime {
     const hostname = o.hostname ?? (network === 'host' ? os.hostname() : bridged ? name : id.slice(0, 12))
     const publish = (o.publish ?? []).map((p) => (typeof p === 'string' ? parsePublish(p) : { ...p, protocol: p.protocol ?? ('tcp' as const) }))
     if (publish.length && !bridged) throw new RuntimeError('ERR_RUNTIME_INVALID_OPTIONS', `publish: needs a bridge network, not network "${network}"`, { field: 'publish' })
+    if (bridged && !(await networkExists(this.states.root, network))) {
+      throw new RuntimeError('ERR_RUNTIME_INVALID_OPTIONS', `network: no such network: ${network} ('none', 'host', 'bridge' or a created network)`, { field: 'network' })
+    }
     const init = o.init ? initBinary() : undefined
 
     const ref = await ensureImage(this.store, o.image, {

@@ -430,3 +430,8 @@ export async function pruneNetworks(stateRoot: string): Promise<string[]> {
     return removed
   })
 }
+
+/** Whether `network` (a name, not a mode) can be joined: it exists, or it is the default one. */
+export async function networkExists(stateRoot: string, network: string): Promise<boolean> {
+  return network === DEFAULT_NETWORK || (await new NetworkStore(stateRoot).read(network)) !== undefined
+}
