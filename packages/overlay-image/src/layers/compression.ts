@@ -129,28 +129,24 @@ async function peek(input: Readable, n: number): Promise<Buffer> {
   return head
 }
 
-/** Turns a codec's own error into a `StoreError` that says which codec and what. */
-function codecError(what: string, err: unknown, code: 'ERR_STORE_BAD_TAR' | 'ERR_STORE_IO' = 'ERR_STORE_BAD_TAR'): unknown {
-  if (err instanceof StoreError) return err
-  const e = err as NodeJS.ErrnoException
-  // zlib errors carry a Z_* code; anything else (a read error of the input) passes through.
-  if (typeof e?.code === 'string' && e.code.startsWith('Z_')) {
-    return new StoreError(code, `${what}: ${e.message}`, { cause: err })
-  }
-  if (typeof e?.code === 'string' && e.code.startsWith('ERR_ZSTD')) {
-    return new StoreError(code, `${what}: ${e.message}`, { cause: err })
-  }
-  return err
-}
-
-/** Streams `input` through a zlib transform, as an async generator owning both ends. */
-async function* throughTransform(input: Readable, t: Transform, what: string, code?: 'ERR_STORE_BAD_TAR' | 'ERR_STORE_IO'): AsyncGenerator<Buffer> {
+/**
+ * Streams `input` through a zlib transform, as an async generator owning both ends. An error
+ * of the codec itself (corrupt data) becomes a `StoreError` naming the codec; an error of the
+ * input (a read error, a failed digest check upstream) passes through as it is.
+ */
+async function* throughTransform(input: Readable, t: Transform, what: string, code: 'ERR_STORE_BAD_TAR' | 'ERR_STORE_IO' = 'ERR_STORE_BAD_TAR'): AsyncGenerator<Buffer> {
+  let inputError: unknown
+  input.once('error', (err) => {
+    inputError = err
+  })
   // pipeline() ties the two together: an error on either side destroys both; we only read t.
   pipeline(input, t, () => {})
   try {
     for await (const chunk of t) yield chunk as Buffer
   } catch (err) {
-    throw codecError(what, err, code)
+    if (inputError !== undefined) throw inputError
+    if (err instanceof StoreError) throw err
+    throw new StoreError(code, `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err })
   } finally {
     input.destroy()
     t.destroy()
