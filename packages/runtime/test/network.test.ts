@@ -260,4 +260,19 @@ describe('bridge networks', () => {
     expect(await Network.list({ runtime: rt })).toEqual([])
     expect(await host.snapshot()).toEqual(clean)
   })
+
+  it('parallel creates on one network get distinct addresses and hosts entries', async () => {
+    const net = await Network.create({ name: 'many', runtime: rt })
+    const cs = await Promise.all(Array.from({ length: 8 }, (_, i) => rt.create({ image: env.image, name: `m${i}`, network: 'many', cmd: ['true'] })))
+    try {
+      const ips = (await net.containers()).map((c) => c.ip)
+      expect(new Set(ips).size).toBe(8)
+      const hosts = await fs.readFile(path.join(env.dir, 'run', 'networks', 'many.hosts'), 'utf8')
+      for (let i = 0; i < 8; i++) expect(hosts).toMatch(new RegExp(`\\tm${i}\\n`))
+    } finally {
+      await Promise.all(cs.map((c) => c.delete()))
+      await net.remove()
+    }
+    expect(await host.snapshot()).toEqual(clean)
+  })
 })
