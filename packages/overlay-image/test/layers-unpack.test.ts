@@ -333,6 +333,33 @@ describe('once per chain id', () => {
     expect(layerDirs(s.paths.root)).toEqual([b.diffId.slice(7)])
   })
 
+  it('another process that renames the same layer into place first wins; ours is dropped', async () => {
+    const s = store()
+    const b = writeBlob(s.blob('l'), rawTar([{ name: 'mine', data: 'x' }]), 'gzip')
+    const dir = s.paths.layer(b.diffId)
+    const r = await unpackLayer(s.paths, b, b.diffId, undefined, {
+      fsync: false,
+      onProgress: () => {
+        // What another process's finished unpack looks like, appearing while ours runs.
+        mkdirSync(join(dir, 'fs', 'theirs'), { recursive: true })
+        writeFileSync(join(dir, 'layer.json'), '{}')
+      },
+    })
+    expect(r).toEqual({ chainId: b.diffId, created: false })
+    expect(existsSync(join(dir, 'fs', 'theirs'))).toBe(true)
+    expect(layerDirs(s.paths.root)).toEqual([b.diffId.slice(7)])
+  })
+
+  it('a layer directory without layer.json (half removed) is replaced', async () => {
+    const s = store()
+    const b = writeBlob(s.blob('l'), rawTar([{ name: 'mine', data: 'x' }]), 'gzip')
+    mkdirSync(join(s.paths.layerFs(b.diffId), 'junk'), { recursive: true })
+    expect((await unpackLayer(s.paths, b, b.diffId, undefined, { fsync: false })).created).toBe(true)
+    expect(existsSync(join(s.paths.layerFs(b.diffId), 'mine'))).toBe(true)
+    expect(existsSync(join(s.paths.layerFs(b.diffId), 'junk'))).toBe(false)
+    expect(layerDirs(s.paths.root)).toEqual([b.diffId.slice(7)])
+  })
+
   it('checks that the manifest and the config agree on the number of layers', async () => {
     const s = store()
     await expect(unpackImageLayers(s.paths, () => '', [], [sha256('x')])).rejects.toMatchObject({ code: 'ERR_STORE_BAD_IMAGE' })
