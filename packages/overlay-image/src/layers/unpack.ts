@@ -166,10 +166,12 @@ async function extract(layer: LayerBlob, compression: Compression, diffId: strin
     head = await readHead(layer.blobPath, 8)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read', layer.blobPath, err)
-    throw new StoreError('ERR_STORE_NOT_FOUND', `layer ${layer.digest}: blob \`${layer.blobPath}\` is not there`, { path: layer.blobPath, digest: layer.digest, cause: err })
+    throw new StoreError('ERR_STORE_NOT_FOUND', `blob \`${layer.blobPath}\` is not there`, { path: layer.blobPath, digest: layer.digest, cause: err })
   }
   // What the blob really is (its magic bytes), not what its media type says.
   const uncompressed = sniffCompression(head) === 'none'
+  // First the writer (it may refuse: no /proc, no openat2), then the streams it will consume.
+  const writer = new SafeWriter(fsDir)
   const source = createReadStream(layer.blobPath, { highWaterMark: READ_CHUNK })
   const onProgress = opts.onProgress
   const measured = source.pipe(
@@ -188,7 +190,6 @@ async function extract(layer: LayerBlob, compression: Compression, diffId: strin
   )
   source.on('error', (err) => measured.destroy(err))
   const tar = decompress(measured, compression)
-  const writer = new SafeWriter(fsDir)
   const onAbort = (): void => {
     tar.destroy(new StoreError('ERR_STORE_ABORTED', `unpack layer ${layer.digest}: aborted`, { cause: opts.signal?.reason }))
   }
