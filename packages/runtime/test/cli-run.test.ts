@@ -218,6 +218,20 @@ describe('ctr run (foreground)', () => {
     await env.ok(['rm', '-f', 'dup'])
   })
 
+  it('-i keeps stdin open while the container runs, and the container is listed meanwhile', async () => {
+    const { spawn } = await import('node:child_process')
+    const child = spawn(process.execPath, env.argv(['run', '-i', '--rm', '--name', 'inter', env.image, 'sh', '-c', 'cat; echo end']), { stdio: ['pipe', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const code = new Promise<number | null>((r) => child.on('close', (c) => r(c)))
+    child.stdin.write('first\n')
+    await eventually(() => out === 'first\n', 15_000, () => `first line echoed, got ${JSON.stringify(out)}`)
+    expect(await env.ok(['ps', '--format', '{{.Names}} {{.State}}'])).toBe('inter running\n')
+    child.stdin.end('second\n')
+    expect(await code).toBe(0)
+    expect(out).toBe('first\nsecond\nend\n')
+  })
+
   it('reads stdin with -i and not without it', async () => {
     const withI = await env.ctr(['run', '--rm', '-i', env.image, 'sh', '-c', 'cat; echo end'], { input: 'piped in\n' })
     expect(withI.stdout).toBe('piped in\nend\n')

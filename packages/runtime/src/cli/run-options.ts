@@ -274,7 +274,8 @@ export async function planRun(v: FlagValues, args: string[], env: NodeJS.Process
     ...(seccomp !== undefined ? { seccomp } : {}),
     ...(Object.keys(labels).length ? { labels } : {}),
     ...(Object.keys(ulimits).length ? { ulimits } : {}),
-    ...(interactive && !tty ? { interactive: true } : {}),
+    // Not `interactive: true`: stdin is given to start() instead. (The runtime writes
+    // `interactive` into state.config, which its strict state schema then refuses to read.)
   }
   const meta: CliMeta = {
     version: 1,
