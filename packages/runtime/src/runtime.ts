@@ -133,6 +133,7 @@ export class Runtime {
     return releaseResources({
       id: s.id, store: this.store, states: this.states, cgroupHost: this.cgroupHost,
       cgroupName: s.cgroup.name, cgroupParent: s.cgroup.parent, snapshot: s.snapshot, stateDir: true,
+      ...(s.cgroup.paths ? { cgroupPaths: s.cgroup.paths } : {}),
       ...(isBridged(s.config.network) ? { network: { stateRoot: this.states.root, name: s.config.network } } : {}),
     })
   }
@@ -279,7 +280,14 @@ export class Runtime {
       }
       state.rootfs = snap.rootfs
       state.config = { ...state.config, argv: spawnOptions.argv, env: Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd, user: { uid: user.uid, gid: user.gid, groups } }
-      if (o.interactive) (state.config as Record<string, unknown>)['interactive'] = true
+      if (o.interactive) state.config.interactive = true
+      state.config.security = {
+        capabilities: caps,
+        noNewPrivileges: !o.privileged,
+        seccomp: o.privileged ? 'unconfined' : (o.seccomp ?? 'default'),
+        ...(o.ulimits ? { ulimits: o.ulimits } : {}),
+      }
+      state.cgroup.paths = [...(cgroup.paths.unified ? [cgroup.paths.unified] : []), ...Object.values(cgroup.paths.legacy)]
       await this.states.write(state)
       const container = new Container({
         state, resources: res, cgroup, spawnOptions, stateDir: this.states.dir(id), ...(attachment ? { network: attachment } : {}),

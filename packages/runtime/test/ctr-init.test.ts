@@ -119,7 +119,10 @@ describe('ctr-init', () => {
   it('-g forwards to the whole process group: a background job dies too (control: without -g it lives on)', async () => {
     // The shell survives SIGTERM (a trap); the background sleep only gets it with -g. The
     // second wait returns at once once the sleep is dead (143, or 127 when already reaped).
-    const script = (secs: number) => `trap 'echo got TERM' TERM; sleep ${secs} & echo ready; wait; wait $!; echo "status $?"`
+    // "ready" only once the job has exec'd sleep: a TERM between its fork and exec would run
+    // the inherited trap instead and leave it alive.
+    const script = (secs: number) =>
+      `trap 'echo got TERM' TERM; sleep ${secs} & while [ "$(cat /proc/$!/comm)" != sleep ]; do :; done; echo ready; wait; wait $!; echo "status $?"`
     const timed = async (argv: string[]) =>
       withContainer(containerOptions(root, argv), async (c) => {
         await waitForOutput(c.stdout, /ready/)

@@ -230,7 +230,7 @@ export class Container {
   }
 
   #interactive(): boolean {
-    return (this.#ctx.state.config as { interactive?: boolean }).interactive === true
+    return this.#ctx.state.config.interactive === true
   }
 
   /** Sends a stream where its mode says: a Writable, `container.stdout`, or the log. */

@@ -4,6 +4,8 @@
  * Release is idempotent and goes on past a failing step, so a half-created or crashed
  * container is always cleaned up completely; the first failure is reported at the end.
  */
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
 import { Cgroup, type CgroupHost } from '@ctr/cgroups'
 import type { ImageStore } from '@ctr/overlay-image'
 import { RuntimeError } from '../errors.js'
@@ -21,6 +23,8 @@ export interface ContainerResources {
   /** Its name and parent, to reopen it after a crash. */
   cgroupName?: string
   cgroupParent?: string
+  /** Absolute cgroup directories, for a release from a process in another cgroup. */
+  cgroupPaths?: string[]
   /** Set once the snapshot exists. */
   snapshot?: string
   /** Whether the state directory exists. */
@@ -51,7 +55,8 @@ export async function releaseResources(r: ContainerResources): Promise<void> {
           if (err.code === 'ERR_CGROUP_NOT_FOUND') return undefined
           throw err
         })
-        await cg?.destroy()
+        if (cg) await cg.destroy()
+        else if (r.cgroupPaths?.length) await removeCgroupDirs(r.cgroupPaths)
       })
     }
   })()
@@ -69,4 +74,28 @@ export async function releaseResources(r: ContainerResources): Promise<void> {
   }
   if (r.stateDir) await attempt(`remove state of ${r.id}`, () => r.states.remove(r.id))
   if (failures.length) throw failures[0]
+}
+
+/**
+ * Removes a cgroup by its absolute directories (one per hierarchy) when `Cgroup.open` cannot
+ * find it — it sits below another process's own cgroup. Every process in it is killed first.
+ */
+async function removeCgroupDirs(dirs: readonly string[]): Promise<void> {
+  const alive = async (): Promise<number[]> => {
+    const lists = await Promise.all(dirs.map((d) => fs.readFile(path.join(d, 'cgroup.procs'), 'utf8').catch(() => '')))
+    return [...new Set(lists.join('\n').split('\n').filter(Boolean).map(Number))]
+  }
+  for (let i = 0; i < 100; i++) {
+    const pids = await alive()
+    if (pids.length === 0) break
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+    }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  for (const d of dirs) {
+    await fs.rmdir(d).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err
+    })
+  }
 }

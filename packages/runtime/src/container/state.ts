@@ -28,7 +28,12 @@ export const stateSchema = z.strictObject({
   storeRoot: z.string(),
   snapshot: z.string(),
   rootfs: z.string(),
-  cgroup: z.strictObject({ name: z.string(), parent: z.string() }),
+  cgroup: z.strictObject({
+    name: z.string(),
+    parent: z.string(),
+    /** Absolute directories, per hierarchy: the cgroup found again from any other cgroup. */
+    paths: z.array(z.string()).optional(),
+  }),
   config: z.strictObject({
     argv: z.array(z.string()),
     env: z.array(z.string()),
@@ -39,6 +44,17 @@ export const stateSchema = z.strictObject({
     /** 'none', 'host', or the name of the network it is on. */
     network: z.string(),
     labels: z.record(z.string(), z.string()),
+    /** stdin kept open (`create({ interactive: true })`). */
+    interactive: z.boolean().optional(),
+    /** What exec from another process needs to give its processes the same restrictions. */
+    security: z
+      .strictObject({
+        capabilities: z.array(z.string()),
+        noNewPrivileges: z.boolean(),
+        seccomp: z.union([z.literal('default'), z.literal('unconfined'), z.record(z.string(), z.unknown())]),
+        ulimits: z.record(z.string(), z.strictObject({ soft: z.number(), hard: z.number() })).optional(),
+      })
+      .optional(),
   }),
   created: z.string(),
   started: z.string().optional(),

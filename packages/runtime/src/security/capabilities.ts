@@ -98,7 +98,9 @@ function normalizeList(list: readonly string[] | undefined, field: string): { ca
  */
 export function resolveCapabilities(options: CapabilityOptions = {}): CapabilityName[] {
   const all = allCapabilities()
-  if (options.privileged) return all
+  // Nobody can hand out a capability outside its own bounding set (capset fails with EPERM):
+  // "all" means all that this process has, as with `docker run --privileged` in a container.
+  if (options.privileged) return all.filter((c) => ownBoundingSet().has(c))
   const add = normalizeList(options.capAdd, 'capAdd')
   const drop = normalizeList(options.capDrop, 'capDrop')
   let caps: CapabilityName[]
@@ -117,4 +119,15 @@ export function resolveCapabilities(options: CapabilityOptions = {}): Capability
 export function capabilitySets(caps: readonly string[]): CapabilitySets {
   const list = [...caps]
   return { bounding: list, effective: list, permitted: list, inheritable: [], ambient: [] }
+}
+
+let ownBounding: Set<string> | undefined
+
+/** The capabilities in this process's bounding set (CapBnd of /proc/self/status). */
+function ownBoundingSet(): Set<string> {
+  if (ownBounding) return ownBounding
+  const status = readFileSync('/proc/self/status', 'utf8')
+  const mask = BigInt('0x' + (/^CapBnd:\s+([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'))
+  ownBounding = new Set(allCapabilities().filter((c) => (mask >> BigInt(CAPABILITIES.indexOf(c))) & 1n))
+  return ownBounding
 }
