@@ -14,18 +14,19 @@ const TMP_PREFIX = '.tmp-'
 
 /**
  * Size of each of a blob's two write buffers. Chunks are copied into one while the other is being
- * written: one write per MiB instead of one (and one thread-pool round trip) per network chunk,
- * and the network's buffers die young — held in a batch until written, they would outlive
- * minor GCs and pile up in the old generation, which only a full GC empties.
+ * written: one write (and one thread-pool round trip) per MiB instead of one per network chunk,
+ * and a blob's write memory is these two buffers, whatever the chunking. (Measured here: with
+ * one write per 64 KiB chunk, a 100 MiB pull took ~20% longer.)
  */
 const WRITE_BUFFER = 1 << 20
 
 /**
  * With fsync on, a blob is flushed every this many bytes while it is still arriving, so the
  * flush before the rename waits for the tail only. (Left to itself the kernel starts writeback
- * only past a share of RAM: a 1 GiB blob would then be flushed all at the end.)
+ * only past a share of RAM: a 1 GiB blob was then flushed all at the end, ~2.5 s here; flushing
+ * every 8 MiB made fsync on cost about nothing over fsync off.)
  */
-const FLUSH_EVERY = 32 << 20
+const FLUSH_EVERY = 8 << 20
 
 /** Writes `length` bytes of `buffer` at `position`, again from where a short write stopped. */
 async function writeAll(fh: FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
@@ -84,12 +85,12 @@ async function streamToFile(fh: FileHandle, data: AsyncIterable<Uint8Array>, siz
   }
 }
 
-async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+async function writeFileAtomic(file: string, data: string | Buffer, durable: boolean): Promise<void> {
   const tmp = path.join(path.dirname(file), `${TMP_PREFIX}${path.basename(file)}-${process.pid}-${Math.random().toString(36).slice(2)}`)
   const fh = await fs.open(tmp, 'w', 0o644)
   try {
     await fh.writeFile(data)
-    await fh.sync()
+    if (durable) await fh.sync()
   } finally {
     await fh.close()
   }
@@ -107,8 +108,9 @@ export class OciLayout implements ContentSink, ContentSource {
 
   /**
    * Opens (creating if needed) a layout directory and removes temporaries a crash left.
-   * `fsync: false` skips flushing each blob to disk before it is renamed into place — faster
-   * (skopeo does not flush either), but a power loss may then leave a truncated blob.
+   * `fsync: false` skips flushing each blob (and `index.json`) to disk before it is renamed into
+   * place — faster (skopeo does not flush either), but a power loss may then leave a truncated
+   * blob.
    *
    * @example
    * ```ts
@@ -118,25 +120,26 @@ export class OciLayout implements ContentSink, ContentSource {
    */
   static async open(dir: string, options: { fsync?: boolean } = {}): Promise<OciLayout> {
     const root = path.resolve(dir)
+    const durable = options.fsync ?? true
     await fs.mkdir(path.join(root, 'blobs', 'sha256'), { recursive: true })
     const layoutFile = path.join(root, 'oci-layout')
     try {
       await fs.access(layoutFile)
     } catch {
-      await writeFileAtomic(layoutFile, JSON.stringify({ imageLayoutVersion: '1.0.0' }))
+      await writeFileAtomic(layoutFile, JSON.stringify({ imageLayoutVersion: '1.0.0' }), durable)
     }
     const indexFile = path.join(root, 'index.json')
     try {
       await fs.access(indexFile)
     } catch {
-      await writeFileAtomic(indexFile, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] }))
+      await writeFileAtomic(indexFile, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] }), durable)
     }
     for (const alg of await fs.readdir(path.join(root, 'blobs'))) {
       for (const f of await fs.readdir(path.join(root, 'blobs', alg))) {
         if (f.startsWith(TMP_PREFIX)) await fs.rm(path.join(root, 'blobs', alg, f), { force: true })
       }
     }
-    return new OciLayout(root, options.fsync ?? true)
+    return new OciLayout(root, durable)
   }
 
   /** Path of a blob in the layout. */
@@ -183,7 +186,7 @@ export class OciLayout implements ContentSink, ContentSource {
       const entry: Descriptor = { ...desc, annotations: { ...desc.annotations, [Annotation.RefName]: ref } }
       const manifests = index.manifests.filter((m) => m.annotations?.[Annotation.RefName] !== ref)
       manifests.push(entry)
-      await writeFileAtomic(file, JSON.stringify({ ...index, manifests }, null, 2))
+      await writeFileAtomic(file, JSON.stringify({ ...index, manifests }, null, 2), this.durable)
     })
     this.indexLock = run.catch(() => undefined)
     await run
