@@ -12,6 +12,7 @@ import { Context, resolveGlobals } from './context.js'
 import { EXIT_CTR, exitStatusOf } from './errors.js'
 import * as ctrs from './commands/containers.js'
 import * as imgs from './commands/images.js'
+import * as nets from './commands/network.js'
 import { run } from './commands/run.js'
 import { RUN_SPEC } from './run-options.js'
 
@@ -28,6 +29,7 @@ const GLOBAL_SPEC: CommandSpec = {
   flags: [
     { name: 'root', type: 'string', value: 'dir', description: 'Image store (default $CTR_ROOT or /var/lib/ctr)' },
     { name: 'state', type: 'string', value: 'dir', description: 'Container state (default $CTR_STATE_ROOT or /run/ctr)' },
+    { name: 'host-netns', type: 'string', value: 'pid|path', description: 'Network namespace that plays the host for bridges, NAT and published ports (also $CTR_HOST_NETNS; default ours)' },
     { name: 'insecure-registry', type: 'string', multiple: true, value: 'host:port', description: 'Use plain HTTP for this registry (also $CTR_INSECURE_REGISTRIES, comma-separated)' },
     { name: 'debug', short: 'D', type: 'boolean', description: 'Print stacks and error codes' },
     { name: 'version', short: 'v', type: 'boolean', description: 'Print version information and quit' },
@@ -83,12 +85,14 @@ export const COMMANDS: Record<string, Command> = {
   tag: { spec: imgs.TAG_SPEC, run: imgs.tag },
   login: { spec: imgs.LOGIN_SPEC, run: imgs.login },
   logout: { spec: imgs.LOGOUT_SPEC, run: imgs.logout },
+  network: { spec: nets.NETWORK_SPEC, run: nets.network },
   version: { spec: VERSION_SPEC, run: version },
 }
 
 const GROUPS: [string, string[]][] = [
   ['Containers', ['run', 'exec', 'ps', 'logs', 'stop', 'kill', 'rm', 'stats', 'inspect', 'commit', 'prune']],
   ['Images', ['pull', 'push', 'images', 'rmi', 'tag', 'login', 'logout']],
+  ['Networks', ['network']],
   ['Other', ['version']],
 ]
 
@@ -129,7 +133,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     const root = str(g.values, 'root')
     const state = str(g.values, 'state')
-    const ctx = new Context(resolveGlobals({ ...(root ? { root } : {}), ...(state ? { state } : {}), insecure: list(g.values, 'insecure-registry'), debug }))
+    const hostNetns = str(g.values, 'host-netns')
+    const ctx = new Context(resolveGlobals({ ...(root ? { root } : {}), ...(state ? { state } : {}), ...(hostNetns ? { hostNetns } : {}), insecure: list(g.values, 'insecure-registry'), debug }))
     return await cmd.run(ctx, parsed)
   } catch (err) {
     const e = err as Error & { code?: unknown; field?: unknown; monitorStack?: unknown }

@@ -6,8 +6,8 @@
 import { existsSync, promises as fs, statSync } from 'node:fs'
 import path from 'node:path'
 import { RLIMITS } from '@ctr/namespaces'
-import { RuntimeError } from '../errors.js'
 import { parseSize } from '../options/units.js'
+import { parsePublish, type PublishedPort } from '../network/proxy.js'
 import type { z } from 'zod'
 import type { createSchema } from '../options/schema.js'
 import { bool, intFlag, list, numberFlag, str, UsageError, type CommandSpec, type FlagValues } from './args.js'
@@ -35,8 +35,10 @@ export const RUN_SPEC: CommandSpec = {
     { name: 'pids-limit', type: 'string', value: 'int', description: 'Maximum number of processes (-1 or 0: unlimited)' },
     { name: 'blkio-weight', type: 'string', value: 'uint16', description: 'Block IO weight, 10 to 1000 (scaled to the io controller’s 1–10000)' },
     { name: 'ulimit', type: 'string', multiple: true, value: 'ulimit', description: 'Resource limit: name=soft[:hard], e.g. nofile=1024:2048' },
-    { name: 'network', type: 'string', value: 'mode', description: 'none (default: own namespace with lo up) or host' },
-    { name: 'net', type: 'string', value: 'mode', description: 'Alias of --network' },
+    { name: 'network', type: 'string', value: 'network', description: 'none (default: own namespace with lo up), host, bridge (the default network) or a network’s name' },
+    { name: 'net', type: 'string', value: 'network', description: 'Alias of --network' },
+    { name: 'publish', short: 'p', type: 'string', multiple: true, value: 'list', description: 'Publish a port on the host: [ip:]hostPort:containerPort[/tcp|udp] (needs a bridge network)' },
+    { name: 'dns', type: 'string', multiple: true, value: 'list', description: 'Name server for the container’s /etc/resolv.conf (bridge networks)' },
     { name: 'read-only', type: 'boolean', description: 'Mount the container’s root filesystem read-only' },
     { name: 'user', short: 'u', type: 'string', value: 'string', description: 'Username or UID (format: <name|uid>[:<group|gid>])' },
     { name: 'workdir', short: 'w', type: 'string', value: 'string', description: 'Working directory inside the container' },
@@ -56,6 +58,7 @@ export const RUN_SPEC: CommandSpec = {
   ctr run --rm busybox echo hello
   ctr run -it --rm -m 64m --pids-limit 64 busybox sh
   ctr run -d --name web -v /srv/www:/www:ro busybox httpd -f -h /www
+  ctr run -d --network app -p 8080:80 --name web busybox httpd -f -h /www
   ctr run --rm oci:/path/to/layout:busybox:latest ls /`,
 }
 
@@ -203,8 +206,25 @@ export async function planRun(v: FlagValues, args: string[], env: NodeJS.Process
   if (blkio !== undefined && blkio !== 0 && (blkio < 10 || blkio > 1000)) fail('--blkio-weight', String(blkio), 'a weight from 10 to 1000')
 
   const network = str(v, 'network') ?? str(v, 'net')
-  if (network !== undefined && network !== 'none' && network !== 'host') {
-    fail('--network', network, `"none" or "host" (bridge networks are not supported yet)`)
+  if (network !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(network)) {
+    fail('--network', network, '"none", "host", "bridge" or a network name')
+  }
+  const publishSpecs = list(v, 'publish')
+  const publish: PublishedPort[] = []
+  for (const x of publishSpecs) {
+    try {
+      publish.push(parsePublish(x))
+    } catch (err) {
+      fail('-p, --publish', x, (err as Error).message.replace(/^publish: /, ''))
+    }
+  }
+  if (publish.length && (network === undefined || network === 'none' || network === 'host')) {
+    throw new UsageError(`-p, --publish needs a bridge network (--network bridge or a network's name), not ${network === undefined ? 'the default "none"' : `"${network}"`}`, CMD)
+  }
+  const dns = list(v, 'dns')
+  for (const d of dns) if (!/^\d{1,3}(\.\d{1,3}){3}$|^[0-9a-fA-F:]+$/.test(d)) fail('--dns', d, 'an IP address')
+  if (dns.length && (network === undefined || network === 'none' || network === 'host')) {
+    throw new UsageError(`--dns needs a bridge network (--network bridge or a network's name)`, CMD)
   }
   const pull = str(v, 'pull') ?? 'missing'
   if (pull !== 'missing' && pull !== 'always' && pull !== 'never') fail('--pull', pull, 'missing, always or never')
@@ -266,6 +286,8 @@ export async function planRun(v: FlagValues, args: string[], env: NodeJS.Process
     ...(mounts.length ? { mounts } : {}),
     ...(bool(v, 'read-only') ? { readonly: true } : {}),
     ...(network ? { network } : {}),
+    ...(publish.length ? { publish } : {}),
+    ...(dns.length ? { dns } : {}),
     ...(tty ? { tty: true } : {}),
     ...(bool(v, 'init') ? { init: true } : {}),
     ...(capAdd.length ? { capAdd } : {}),
@@ -286,6 +308,8 @@ export async function planRun(v: FlagValues, args: string[], env: NodeJS.Process
     host: {
       AutoRemove: remove,
       NetworkMode: network ?? 'none',
+      PortBindings: Object.fromEntries(publish.map((p) => [`${p.containerPort}/${p.protocol}`, [{ HostIp: p.hostIp ?? '', HostPort: String(p.hostPort) }]])),
+      Dns: dns,
       Privileged: privileged,
       ReadonlyRootfs: bool(v, 'read-only'),
       Init: bool(v, 'init'),
@@ -324,6 +348,8 @@ const FIELD_FLAGS: Record<string, string> = {
   ioWeight: '--blkio-weight',
   mounts: '-v, --volume / --tmpfs',
   network: '--network',
+  publish: '-p, --publish',
+  dns: '--dns',
   capAdd: '--cap-add',
   capDrop: '--cap-drop',
   seccomp: '--security-opt seccomp',
@@ -334,8 +360,11 @@ const FIELD_FLAGS: Record<string, string> = {
 
 /** A runtime validation error, reworded to name the flag. */
 export function flagError(err: unknown): unknown {
-  if (!(err instanceof RuntimeError) || err.code !== 'ERR_RUNTIME_INVALID_OPTIONS' || !err.field) return err
-  const top = err.field.split('.')[0]!
+  // Duck-typed: a detached container's monitor reports the runtime's error as a plain Error
+  // with its code and field.
+  const e = err as { code?: unknown; field?: unknown; message?: string; exitCode?: unknown }
+  if (!(err instanceof Error) || e.code !== 'ERR_RUNTIME_INVALID_OPTIONS' || typeof e.field !== 'string' || !e.field) return err
+  const top = e.field.split('.')[0]!
   const flag = FIELD_FLAGS[top]
   if (!flag) return err
   return new UsageError(`${flag}: ${err.message}`, CMD)
