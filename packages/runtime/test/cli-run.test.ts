@@ -247,7 +247,7 @@ describe('flag errors (exit 125, the message names the flag)', () => {
     [['run', '--memory', 'lots', 'IMG'], /invalid argument "lots" for "-m, --memory" flag/],
     [['run', '--cpus', 'x', 'IMG'], /invalid argument "x" for "--cpus" flag/],
     [['run', '--pids-limit', '1.5', 'IMG'], /invalid argument "1.5" for "--pids-limit" flag/],
-    [['run', '--network', 'bridge', 'IMG'], /invalid argument "bridge" for "--network" flag/],
+    [['run', '--network', 'bad/name', 'IMG'], /invalid argument "bad\/name" for "--network" flag/],
     [['run', '--pull', 'sometimes', 'IMG'], /invalid argument "sometimes" for "--pull" flag/],
     [['run', '-v', 'relative:path:zz', 'IMG'], /for "-v, --volume" flag/],
     [['run', '--tmpfs', 'relative', 'IMG'], /for "--tmpfs" flag/],
