@@ -1,15 +1,18 @@
 /**
  * bench/unpack — unpacking image layers: ours (`unpackImageLayers` of `@ctr/overlay-image`,
  * in a fresh Node process per run, so start-up is counted) against GNU tar
- * (`tar --xattrs --same-owner --numeric-owner -xzf`, i.e. `gzip -dc | tar -x`, per layer) and
- * `umoci raw unpack` (Debian's umoci), in one run, rounds interleaved, each tool in its own
+ * (`gzip -dc LAYER | tar --xattrs --same-owner --numeric-owner -x`, per layer), `umoci unpack`
+ * (a runtime bundle) and `umoci raw unpack` (the root filesystem only; Debian's umoci), in one run, rounds interleaved, each tool in its own
  * process: wall time and peak RSS of the process tree. Workloads:
  *
  * - a ~100 MiB gzip layer of ~5,000 files of mixed sizes and content (deterministic);
  * - the busybox layer of the test fixtures (~400 entries, mostly symlinks);
  * - the ~100 MiB three-layer random image of bench/pull (one big file per layer).
  *
- *   node bench/dist/unpack/index.js [--rounds N] [--only many,busybox,three]
+ * Then `prepare`: `ImageStore.prepare` (mounted and `mount: false`) and `remove` of a snapshot
+ * of a 1-layer and a 128-layer image whose layers are already unpacked, p50/p99 over `--runs`.
+ *
+ *   node bench/dist/unpack/index.js [--rounds N] [--runs N] [--only many,busybox,three,prepare]
  *   node bench/dist/unpack/index.js --prepare DIR [--only …]          (builds the workloads into DIR, keeps them)
  *   node bench/dist/unpack/index.js --child LAYOUT STORE fsync|nosync   (internal: one unpack of ours)
  */
@@ -401,6 +404,115 @@ async function buildWorkloads(work: string, only: Set<string>): Promise<Workload
 }
 
 // ---------------------------------------------------------------------------------------------
+// prepare: snapshots of an image whose layers are already unpacked.
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!
+}
+
+/** One small layer: a directory and a few files (layer `i` of an image). */
+function* smallLayer(i: number): Generator<TarMember> {
+  const T = 1_700_000_000
+  yield { name: `l${i}/`, type: '5', mode: 0o755, uid: 0, gid: 0, mtime: T }
+  for (let f = 0; f < 4; f++) yield { name: `l${i}/f${f}`, type: '0', mode: 0o644, uid: 0, gid: 0, mtime: T, data: Buffer.from(`layer ${i} file ${f}\n`.repeat(20)) }
+  yield { name: 'etc/', type: '5', mode: 0o755, uid: 0, gid: 0, mtime: T }
+  yield { name: 'etc/layer', type: '0', mode: 0o644, uid: 0, gid: 0, mtime: T, data: Buffer.from(`${i}\n`) }
+}
+
+/**
+ * `store.prepare(ref, id)` (mounted), `prepare(…, { mount: false })` and `store.remove(id)` on
+ * a 1-layer and a 128-layer image whose layers are already unpacked, in a store with fsync on
+ * (the default) and one with `snapshotFsync: false`; all modes interleaved, the order rotating.
+ */
+async function benchPrepare(work: string, n: number): Promise<void> {
+  const { ImageStore } = await import('@ctr/overlay-image')
+  const images: Array<{ ref: string; layers: number }> = []
+  for (const count of [1, 128]) {
+    const w = await new LayoutWriter(path.join(work, `prep-${count}`)).init()
+    const layers: LayerBlob[] = []
+    for (let i = 0; i < count; i++) layers.push(await w.gzipLayer(smallLayer(i)))
+    await w.image(layers)
+    images.push({ ref: `bench/layers${count}:latest`, layers: count })
+  }
+  const stores = [
+    { label: 'fsync on (default)', store: await ImageStore.open(path.join(work, 'prep-store-fsync')) },
+    { label: 'snapshotFsync: false', store: await ImageStore.open(path.join(work, 'prep-store-nosync'), { snapshotFsync: false }) },
+  ]
+  for (const { store } of stores) {
+    for (const img of images) {
+      await store.importLayout(path.join(work, `prep-${img.layers}`), { ref: img.ref, name: REF })
+      await store.unpack(img.ref)
+    }
+  }
+  const live = new Map<string, (typeof stores)[number]['store']>()
+  // For the rows that skip the image resolution: Snapshots.prepare with the chain ids known.
+  const resolved = new Map<string, { manifestDigest: string; chainIds: string[] }>()
+  for (const img of images) {
+    const u = await stores[0]!.store.unpack(img.ref)
+    resolved.set(img.ref, { manifestDigest: u.image.manifestDesc.digest, chainIds: u.chainIds })
+  }
+  type Mode = { store: (typeof stores)[number]; img: (typeof images)[number]; kind: 'mounted' | 'unmounted' | 'snapshots' }
+  const modes: Mode[] = []
+  for (const img of images) for (const st of stores) for (const kind of ['mounted', 'unmounted', 'snapshots'] as const) modes.push({ store: st, img, kind })
+  const label: Record<Mode['kind'], [string, string]> = {
+    mounted: ['prepare (mounted)', 'remove (mounted)'],
+    unmounted: ['prepare (mount: false)', 'remove (not mounted)'],
+    snapshots: ['snapshots.prepare (mounted, chain ids known)', ''],
+  }
+  const key = (m: Mode, what: string): string => `${m.img.layers}\t${m.store.label}\t${what}`
+  const t: Record<string, number[]> = {}
+  const add = (k: string, ms: number): void => void (t[k] ??= []).push(ms)
+  let seq = 0
+  try {
+    const warm = 5
+    for (let r = 0; r < n + warm; r++) {
+      for (let j = 0; j < modes.length; j++) {
+        const m = modes[(j + r) % modes.length]!
+        const id = `bench-${process.pid}-${seq++}`
+        live.set(id, m.store.store)
+        let t0 = performance.now()
+        const snap =
+          m.kind === 'snapshots'
+            ? await m.store.store.snapshots.prepare({ id, image: m.img.ref, ...resolved.get(m.img.ref)! } as Parameters<typeof m.store.store.snapshots.prepare>[0])
+            : await m.store.store.prepare(m.img.ref, id, m.kind === 'mounted' ? {} : { mount: false })
+        const prep = performance.now() - t0
+        if (snap.mounted !== (m.kind !== 'unmounted')) throw new Error(`snapshot ${id}: mounted ${snap.mounted}, expected ${m.kind}`)
+        t0 = performance.now()
+        await m.store.store.remove(id)
+        const rem = performance.now() - t0
+        live.delete(id)
+        if (r < warm) continue
+        add(key(m, label[m.kind][0]), prep)
+        if (label[m.kind][1]) add(key(m, label[m.kind][1]), rem)
+      }
+      // The part of prepare before the snapshot: resolving the image and checking its layers.
+      for (const img of images) {
+        const t0 = performance.now()
+        await stores[0]!.store.unpack(img.ref)
+        if (r >= warm) add(`${img.layers}\t(either)\tstore.unpack (resolve, layers present)`, performance.now() - t0)
+      }
+    }
+  } finally {
+    for (const [id, store] of live) await store.remove(id).catch((err: unknown) => process.stderr.write(`remove ${id}: ${String(err)}\n`))
+  }
+  console.log(`\nprepare / remove of a snapshot, layers already unpacked: ${n} runs per row (after 5 warm-up rounds), all rows interleaved; ms`)
+  console.log(`${'layers'.padEnd(8)}${'store'.padEnd(22)}${'call'.padEnd(48)}${'p50'.padStart(8)}${'p99'.padStart(8)}${'mean'.padStart(8)}`)
+  const rows = Object.entries(t).sort(([a], [b]) => Number(a.split('\t')[0]) - Number(b.split('\t')[0]) || rank(a) - rank(b))
+  for (const [k, xs] of rows) {
+    const [layers, label, what] = k.split('\t') as [string, string, string]
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length
+    console.log(`${layers.padEnd(8)}${label.padEnd(22)}${what.padEnd(48)}${quantile(xs, 0.5).toFixed(2).padStart(8)}${quantile(xs, 0.99).toFixed(2).padStart(8)}${mean.toFixed(2).padStart(8)}`)
+  }
+  function rank(k: string): number {
+    const order = ['unpack', 'snapshots.prepare', 'prepare (mounted)', 'remove (mounted)', 'prepare (mount: false)', 'remove (not mounted)']
+    return (k.includes('snapshotFsync') ? 10 : 0) + order.findIndex((o) => k.endsWith(o) || (o.length < 20 && k.includes(`\t${o}`)) || (o === 'unpack' && k.includes('store.unpack')))
+  }
+  const worst = Math.max(...Object.entries(t).filter(([k]) => k.includes('\tprepare')).map(([, xs]) => quantile(xs, 0.5)))
+  console.log(`aim: prepare under 10 ms even for 128 layers — worst p50 ${worst.toFixed(2)} ms: ${worst < 10 ? 'MET' : 'MISSED'}`)
+}
+
+// ---------------------------------------------------------------------------------------------
 
 function have(tool: string): boolean {
   // `time` is also a shell keyword: GNU time is the program.
@@ -428,7 +540,7 @@ function ensureTools(tools: string[]): void {
   throw new Error(`missing ${missing.join(', ')}: install ${missing.length > 1 ? 'them' : 'it'} (Debian: apt-get install -y ${missing.join(' ')})`)
 }
 
-type Tool = 'ours' | 'ours, fsync' | 'ours, warm process' | 'GNU tar' | 'umoci raw unpack'
+type Tool = 'ours' | 'ours, fsync' | 'ours, warm process' | 'gzip -dc | tar -x' | 'umoci unpack' | 'umoci raw unpack'
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -439,7 +551,8 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2)
   if (argv[0] === '--child') return unpackOurs(argv[1]!, argv[2]!, argv[3] === 'fsync')
   const rounds = argv.includes('--rounds') ? Number(argv[argv.indexOf('--rounds') + 1]) : 5
-  const only = new Set(argv.includes('--only') ? argv[argv.indexOf('--only') + 1]!.split(',') : ['many', 'busybox', 'three'])
+  const only = new Set(argv.includes('--only') ? argv[argv.indexOf('--only') + 1]!.split(',') : ['many', 'busybox', 'three', 'prepare'])
+  const runs = argv.includes('--runs') ? Number(argv[argv.indexOf('--runs') + 1]) : 100
   if (argv[0] === '--prepare') {
     // Builds the workloads into a directory and keeps them (for profiling one tool by hand).
     for (const wl of await buildWorkloads(argv[1]!, only)) console.log(wl.key, wl.layout)
@@ -453,7 +566,7 @@ async function main(): Promise<void> {
     const workloads = await buildWorkloads(work, only)
     const tarVersion = execFileSync('tar', ['--version']).toString().split('\n')[0]
     const umociVersion = execFileSync('umoci', ['--version']).toString().trim()
-    console.log(`${rounds} rounds per tool, interleaved; median wall time and CPU time (user + system, children included); node ${process.version}, ${tarVersion}, ${umociVersion}, ${execFileSync('nproc').toString().trim()} CPUs`)
+    if (workloads.length > 0) console.log(`${rounds} rounds per tool, interleaved; median wall time and CPU time (user + system, children included); node ${process.version}, ${tarVersion}, ${umociVersion}, ${execFileSync('nproc').toString().trim()} CPUs`)
     for (const wl of workloads) {
       const blob = wl.layers.reduce((a, l) => a + l.size, 0)
       const tar = wl.layers.reduce((a, l) => a + l.tarSize, 0)
@@ -461,8 +574,8 @@ async function main(): Promise<void> {
       console.log(
         `${'tool'.padEnd(20)}${'median s'.padStart(10)}${'min s'.padStart(9)}${'tar MiB/s'.padStart(11)}${'CPU s'.padStart(8)}${'peak RSS MiB'.padStart(14)}${'× GNU tar'.padStart(11)}${'CPU ×'.padStart(8)}`,
       )
-      const tools: Tool[] = ['ours', 'ours, fsync', 'ours, warm process', 'GNU tar', 'umoci raw unpack']
-      const samples: Record<Tool, Sample[]> = { ours: [], 'ours, fsync': [], 'ours, warm process': [], 'GNU tar': [], 'umoci raw unpack': [] }
+      const tools: Tool[] = ['ours', 'ours, fsync', 'ours, warm process', 'gzip -dc | tar -x', 'umoci unpack', 'umoci raw unpack']
+      const samples: Record<Tool, Sample[]> = { ours: [], 'ours, fsync': [], 'ours, warm process': [], 'gzip -dc | tar -x': [], 'umoci unpack': [], 'umoci raw unpack': [] }
       for (let r = 0; r < rounds; r++) {
         const order = tools.map((_, i) => tools[(i + r) % tools.length]!)
         for (const tool of order) {
@@ -483,16 +596,25 @@ async function main(): Promise<void> {
               s = { ms: performance.now() - t0, cpuMs: (c.user + c.system) / 1000, peakRssMiB: Number.NaN }
               break
             }
-            case 'GNU tar': {
-              // One directory per layer, like ours; `-z` runs `gzip -d` beside tar.
+            case 'gzip -dc | tar -x': {
+              // Literally the issue's pipeline, one directory per layer, one layer after the
+              // other: gzip and tar as two processes joined by a pipe (bash for pipefail).
               const script = wl.layers
-                .map((l, i) => `mkdir ${dest}/l${i} && tar --xattrs --xattrs-include='*' --same-owner --numeric-owner -xzf ${path.join(wl.layout, 'blobs', 'sha256', l.digest.slice(7))} -C ${dest}/l${i}`)
+                .map(
+                  (l, i) =>
+                    `mkdir ${dest}/l${i} && gzip -dc ${path.join(wl.layout, 'blobs', 'sha256', l.digest.slice(7))} | tar --xattrs --xattrs-include='*' --same-owner --numeric-owner -x -C ${dest}/l${i}`,
+                )
                 .join(' && ')
-              s = await measure('sh', ['-c', script], work)
+              s = await measure('bash', ['-c', `set -o pipefail; ${script}`], work)
               break
             }
             case 'umoci raw unpack':
               s = await measure('umoci', ['raw', 'unpack', '--image', `${wl.layout}:${REF}`, path.join(dest, 'rootfs')], work)
+              break
+            case 'umoci unpack':
+              // A runtime bundle: rootfs/, config.json and the mtree manifest of the rootfs
+              // (umoci's record for `umoci repack`, which hashes every file it unpacked).
+              s = await measure('umoci', ['unpack', '--image', `${wl.layout}:${REF}`, path.join(dest, 'bundle')], work)
               break
           }
           samples[tool].push(s)
@@ -502,8 +624,8 @@ async function main(): Promise<void> {
       // (`recently_deleted`), so removing 5,000 files between runs made the next tool's every
       // create scan the inode bitmaps — a tax of 40 % of the cycles, paid by whoever came next.
       for (let r = 0; r < rounds; r++) await fs.rm(path.join(work, `out-${wl.key}-${r}`), { recursive: true, force: true })
-      const gnu = median(samples['GNU tar'].map((x) => x.ms))
-      const gnuCpu = median(samples['GNU tar'].map((x) => x.cpuMs))
+      const gnu = median(samples['gzip -dc | tar -x'].map((x) => x.ms))
+      const gnuCpu = median(samples['gzip -dc | tar -x'].map((x) => x.cpuMs))
       for (const tool of tools) {
         const ms = samples[tool].map((x) => x.ms)
         const med = median(ms)
@@ -514,6 +636,7 @@ async function main(): Promise<void> {
         )
       }
     }
+    if (only.has('prepare')) await benchPrepare(work, runs)
   } finally {
     await fs.rm(work, { recursive: true, force: true })
   }
