@@ -5,7 +5,7 @@
  * `client.pull(ref, { into: store })` lands in it and `client.push(…, { from: store })`
  * reads from it.
  */
-import { promises as fs } from 'node:fs'
+import { existsSync, promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { Descriptor, Platform } from '@ctr/oci'
 import type { ContentSink, ContentSource } from '@ctr/registry-client'
@@ -94,6 +94,8 @@ export class ImageStore implements ContentSink, ContentSource {
   readonly index: ImageIndex
   readonly snapshots: Snapshots
   readonly #fsync: boolean
+  /** unpack() results by reference and platform (see there). */
+  readonly #unpacked = new Map<string, { digest: string; image: ResolvedImage; chainIds: string[] }>()
 
   private constructor(paths: StorePaths, content: ContentStore, index: ImageIndex, snapshots: Snapshots, fsync: boolean) {
     this.root = paths.root
@@ -232,13 +234,32 @@ export class ImageStore implements ContentSink, ContentSource {
 
   /** Unpacks an image's layers (each once per chain id); returns the chain ids, bottom first. */
   async unpack(ref: string, options: { platform?: string | Platform; signal?: AbortSignal; onProgress?: (p: UnpackProgress) => void } = {}): Promise<{ image: ResolvedImage; chainIds: string[] }> {
+    // Manifests, configs and unpacked layers never change: while the reference still names the
+    // same manifest or index (one read of images.json) and the top layer is still there, the
+    // answer of the last call stands — no re-parsing, no chain ids, no check of every layer.
+    const key = `${ref}\0${typeof options.platform === 'string' ? options.platform : JSON.stringify(options.platform ?? '')}`
+    const record = await this.#record(ref)
+    const hit = this.#unpacked.get(key)
+    if (hit && record && hit.digest === record.descriptor.digest && existsSync(this.paths.layerMeta(hit.chainIds.at(-1) ?? ''))) {
+      return { image: hit.image, chainIds: [...hit.chainIds] }
+    }
     const image = await this.resolveImage(ref, options.platform)
     const chainIds = await unpackImageLayers(this.paths, (digest) => this.content.path(digest), image.manifest.layers, image.config.rootfs.diff_ids, {
       fsync: this.#fsync,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     })
+    if (record && chainIds.length > 0) this.#unpacked.set(key, { digest: record.descriptor.digest, image, chainIds: [...chainIds] })
     return { image, chainIds }
+  }
+
+  /** The index record a reference names, or undefined (digests and ids have none). */
+  async #record(ref: string): Promise<{ descriptor: Descriptor } | undefined> {
+    try {
+      return await this.index.get(normalizeRef(ref))
+    } catch {
+      return undefined
+    }
   }
 
   /**
