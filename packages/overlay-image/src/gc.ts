@@ -12,6 +12,7 @@ import type { ImageIndex } from './images/index-file.js'
 import { walkImage } from './images/walk.js'
 import { chainIds } from './layers/chain-id.js'
 import { hexOf, type StorePaths } from './paths.js'
+import { forgetShortLinks } from './snapshots/links.js'
 
 /** Options of {@link collectGarbage}. */
 export interface GcOptions {
@@ -258,6 +259,7 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
     }
     result.removedLinks.push(name)
   }
+  if (result.removedLinks.length > 0 && !dryRun) forgetShortLinks()
 
   result.removedBlobs.sort()
   result.removedLayers.sort()

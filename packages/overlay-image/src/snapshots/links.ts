@@ -36,6 +36,21 @@ export function linkTarget(chainId: string): string {
  * ```
  */
 export function ensureShortLink(paths: StorePaths, chainId: string): string {
+  // Links are only ever removed by GC, when they point at nothing: one seen right by this
+  // process stays right (a layer removed since shows up as the mount failing with ENOENT).
+  const memoKey = `${paths.links}\0${chainId}`
+  const known = verified.get(memoKey)
+  if (known !== undefined) return known
+  const name = findOrCreate(paths, chainId)
+  if (verified.size > 100_000) verified.clear()
+  verified.set(memoKey, name)
+  return name
+}
+
+/** Short names this process has created or checked, by links dir and chain id. */
+const verified = new Map<string, string>()
+
+function findOrCreate(paths: StorePaths, chainId: string): string {
   const hex = hexOf(chainId)
   const target = linkTarget(chainId)
   let taken = ''
@@ -71,4 +86,9 @@ function linkOrCreate(paths: StorePaths, link: string, target: string): string {
     }
   }
   return readlinkSync(link)
+}
+
+/** Forgets every short link this process checked (GC calls it when it removes links). */
+export function forgetShortLinks(): void {
+  verified.clear()
 }
