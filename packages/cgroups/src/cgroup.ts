@@ -94,13 +94,15 @@ export class Cgroup {
     const parsed = parseLimits(limits)
     const host = options.host ?? (await detect())
     const backend = backendFor(host, parent, name)
-    // Another cgroup's destroy may remove the shared parent between our mkdirs: try again.
+    // Another cgroup's destroy may remove the shared parent between our mkdirs (ENOENT), or
+    // while we read its files (ENODEV: the directory is being deleted): try again.
     for (let attempt = 1; ; attempt++) {
       try {
         await backend.create()
         break
       } catch (err) {
-        if (attempt < 3 && (err as CgroupError).errnoCode === 'ENOENT') continue
+        const code = (err as CgroupError).errnoCode
+        if (attempt < 6 && (code === 'ENOENT' || code === 'ENODEV')) continue
         throw err
       }
     }
