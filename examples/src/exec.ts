@@ -14,8 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { create, type ContainerEvent, type CreateOptions } from '@ctr/runtime'
 import { busyboxImage } from './busybox-image.js'
 
-// Counts in /tmp/count ten times a second; on SIGTERM says goodbye and exits 0.
-const script = 'trap "echo bye; exit 0" TERM; echo started; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'
+// Appends a count to /tmp/count ten times a second; on SIGTERM says goodbye and exits 0.
+const script = 'trap "echo bye; exit 0" TERM; echo started; i=0; while :; do i=$((i+1)); echo $i >> /tmp/count; sleep 0.1; done'
 
 // (The cast: @ctr/runtime's CreateOptions type lost its fields; it goes once that is fixed.)
 const c = await create({ image: await busyboxImage(), cmd: ['sh', '-c', script], name: `exec-demo-${process.pid}`, memory: '64m', pids: 64 } as CreateOptions)
@@ -34,8 +34,11 @@ try {
   const missing = await c.exec(['test', '-e', '/etc/shadow'])
   console.log(`--- exec test -e /etc/shadow: exit code ${missing.exitCode}`)
 
-  // pause/resume: the cgroup freezer. The counter is read from the host through the rootfs.
-  const count = async () => Number(await fs.readFile(path.join(c.state.rootfs, 'tmp/count'), 'utf8'))
+  // pause/resume: the cgroup freezer. The counter is read from the host in the snapshot's
+  // upper directory, where the container's writes land (its root is mounted only inside its
+  // own mount namespace): the number of lines appended so far.
+  const upper = path.join(c.state.storeRoot, 'snapshots', c.state.snapshot, 'upper')
+  const count = async () => (await fs.readFile(path.join(upper, 'tmp/count'), 'utf8')).split('\n').length - 1
   const over500ms = async (what: string) => {
     const before = await count()
     await sleep(500)
