@@ -1,10 +1,11 @@
 /**
  * Connection pools for the transport: keep-alive, closable, and tunnelled through a proxy.
  *
- * Proxies come from the environment, as undici read them: `http_proxy`/`HTTP_PROXY` for
- * `http://` URLs, `https_proxy`/`HTTPS_PROXY` (else the HTTP proxy) for `https://` URLs, and
- * `no_proxy`/`NO_PROXY` for the hosts that bypass them. Plain HTTP goes to the proxy as an
- * absolute-URI request; HTTPS goes through a `CONNECT` tunnel, with TLS end to end.
+ * Proxies come from the environment, read as undici's EnvHttpProxyAgent (used here before)
+ * reads them: `http_proxy`/`HTTP_PROXY` for `http://` URLs, `https_proxy`/`HTTPS_PROXY` (else
+ * the HTTP proxy) for `https://` URLs, and `no_proxy`/`NO_PROXY` for the hosts that bypass
+ * them. Plain HTTP goes to the proxy as an absolute-URI request; HTTPS goes through a
+ * `CONNECT` tunnel, with TLS end to end.
  */
 import http from 'node:http'
 import https from 'node:https'
@@ -34,21 +35,20 @@ function proxyUrl(value: string | undefined, name: string): URL | undefined {
   }
 }
 
-/** Reads the proxy variables; lower case wins over upper case, as with curl. */
+/** A `NO_PROXY` entry: `host`, `.domain`, `*.domain`, `host:port`, `[v6]`, `[v6]:port`, or a bare v6 address. */
+function noProxyEntry(entry: string): { hostname: string; port: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(entry)
+  const hostPort = bracketed ? null : /^([^:]+):(\d+)$/.exec(entry)
+  const host = bracketed?.[1] ?? hostPort?.[1] ?? entry
+  return { hostname: host.replace(/^\*?\./, '').toLowerCase(), port: Number(bracketed?.[2] ?? hostPort?.[2] ?? 0) }
+}
+
+/** Reads the proxy variables (lower case wins over upper case). */
 export function proxySettings(env: NodeJS.ProcessEnv = process.env): ProxySettings {
   const httpProxy = proxyUrl(env.http_proxy ?? env.HTTP_PROXY, env.http_proxy !== undefined ? 'http_proxy' : 'HTTP_PROXY')
   const httpsProxy = proxyUrl(env.https_proxy ?? env.HTTPS_PROXY, env.https_proxy !== undefined ? 'https_proxy' : 'HTTPS_PROXY') ?? httpProxy
-  const raw = (env.no_proxy ?? env.NO_PROXY ?? '').trim()
-  const noProxy =
-    raw === '*'
-      ? ('*' as const)
-      : raw
-          .split(/[,\s]+/)
-          .filter(Boolean)
-          .map((entry) => {
-            const m = /^(.+):(\d+)$/.exec(entry)
-            return { hostname: (m ? m[1]! : entry).replace(/^\*?\./, '').replace(/^\[(.*)\]$/, '$1').toLowerCase(), port: m ? Number(m[2]) : 0 }
-          })
+  const entries = (env.no_proxy ?? env.NO_PROXY ?? '').split(/[,\s]+/).filter(Boolean)
+  const noProxy = entries.includes('*') ? ('*' as const) : entries.map(noProxyEntry)
   return { ...(httpProxy ? { http: httpProxy } : {}), ...(httpsProxy ? { https: httpsProxy } : {}), noProxy }
 }
 

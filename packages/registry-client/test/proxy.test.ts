@@ -150,6 +150,7 @@ describe('plain HTTP through HTTP_PROXY', () => {
     ['host:port', () => plain.host],
     ['a list with the host', () => `registry.example, .example.org ,${plain.host}`],
     ['*', () => '*'],
+    ['* in a list', () => 'registry.example,*'],
   ])('NO_PROXY with %s goes direct', async (_name, noProxy) => {
     proxyEnv({ HTTP_PROXY: proxy.url, NO_PROXY: noProxy() })
     await pullPlain()
@@ -223,13 +224,16 @@ describe('proxy settings', () => {
   const route = (url: string, env: NodeJS.ProcessEnv) => proxyFor(new URL(url), settings(env))?.href
 
   it('matches NO_PROXY entries as hosts and their subdomains, with an optional port', () => {
-    const env = { HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'example.com, .internal,*.corp, [::1], 10.0.0.1:5000' }
+    const env = { HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'example.com, .internal,*.corp, [::1], fd00::7, [fd00::8]:5000, 10.0.0.1:5000' }
     expect(route('https://example.com/v2/', env)).toBeUndefined()
     expect(route('https://registry.example.com/v2/', env)).toBeUndefined()
     expect(route('https://notexample.com/v2/', env)).toBe('http://proxy:3128/')
     expect(route('https://a.internal/v2/', env)).toBeUndefined()
     expect(route('https://x.corp/v2/', env)).toBeUndefined()
     expect(route('https://[::1]:5000/v2/', env)).toBeUndefined()
+    expect(route('https://[fd00::7]/v2/', env)).toBeUndefined()
+    expect(route('https://[fd00::8]:5000/v2/', env)).toBeUndefined()
+    expect(route('https://[fd00::8]/v2/', env)).toBe('http://proxy:3128/')
     expect(route('https://10.0.0.1:5000/v2/', env)).toBeUndefined()
     expect(route('https://10.0.0.1/v2/', env)).toBe('http://proxy:3128/')
   })
