@@ -54,7 +54,7 @@ export interface HttpResponse {
 }
 
 /** Bytes of a body read ahead of its consumer (see {@link ResponseBody}). */
-const BODY_QUEUE = 512 * 1024
+const BODY_QUEUE = 128 << 10
 
 /** Bytes of an unread body {@link ResponseBody.dump} drains to keep the connection; past that it closes it. */
 const DUMP_LIMIT = 1 << 20
