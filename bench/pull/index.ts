@@ -1,11 +1,16 @@
 /**
  * bench/pull — pulling an image from the local registry into an OCI layout: ours
  * (`RegistryClient.pull`) against `skopeo copy docker://… oci:…` (Debian's skopeo), in one
- * run, alternating, each in its own process: wall time and peak RSS. First a ~100 MiB
- * three-layer image, then a 1 GiB single layer to show memory stays flat in blob size.
+ * run, alternating, each in its own process (started once the machine is idle): wall time
+ * and peak RSS. First a ~100 MiB three-layer image, then a 1 GiB single layer to show memory
+ * stays flat in blob size.
  *
- *   node bench/dist/pull/index.js [--rounds N] [--skip-1g]
+ *   node bench/dist/pull/index.js [--rounds N] [--skip-1g] [--keep-env]
  *   node bench/dist/pull/index.js --child REF DIR HOST    (internal: one pull of ours)
+ *
+ * Our child runs without NODE_EXTRA_CA_CERTS (unless --keep-env): pointed at a whole CA bundle,
+ * as on some CI machines, it makes every Node process parse it at start-up (~50–90 ms here) before
+ * any of our code runs, and these pulls are plain HTTP to 127.0.0.1. skopeo reads no such thing.
  */
 import { spawn } from 'node:child_process'
 import { promises as fs, readFileSync } from 'node:fs'
@@ -23,11 +28,32 @@ async function childPull(ref: string, dir: string, host: string, fsync: boolean)
   await client.close()
 }
 
+/** CPU time counters (idle, total) from /proc/stat. */
+function cpuTimes(): { idle: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+  return { idle: f[3]! + f[4]!, total: f.reduce((a, b) => a + b, 0) }
+}
+
+/**
+ * Waits (up to `maxMs`) until the machine's CPUs are at least 90% idle over half a second, so a
+ * measurement does not start in the middle of someone else's build; false if it never was.
+ */
+async function waitForIdle(maxMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + maxMs
+  do {
+    const a = cpuTimes()
+    await new Promise((r) => setTimeout(r, 500))
+    const b = cpuTimes()
+    if ((b.idle - a.idle) / Math.max(1, b.total - a.total) >= 0.9) return true
+  } while (Date.now() < deadline)
+  return false
+}
+
 /** Runs a command, sampling its VmHWM (peak resident set) until it exits. */
-function measure(cmd: string, args: string[]): Promise<{ ms: number; peakRssMiB: number }> {
+function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ ms: number; peakRssMiB: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now()
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env })
     let stderr = ''
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
     let peak = 0
@@ -54,6 +80,8 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2)
   if (argv[0] === '--child') return childPull(argv[1]!, argv[2]!, argv[3]!, argv[4] !== 'nosync')
   const rounds = argv.includes('--rounds') ? Number(argv[argv.indexOf('--rounds') + 1]) : 3
+  const { NODE_EXTRA_CA_CERTS: extraCa, ...cleanEnv } = process.env
+  const childEnv = argv.includes('--keep-env') ? process.env : cleanEnv
   const { startRegistry, makeImage, pushImage, ensureTools } = await import('@ctr/registry-harness')
   await ensureTools()
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ctr-bench-pull-'))
@@ -64,7 +92,9 @@ async function main(): Promise<void> {
       { label: '~100 MiB, 3 layers', layers: [50 * MiB, 30 * MiB, 20 * MiB] },
       ...(argv.includes('--skip-1g') ? [] : [{ label: '1 GiB, 1 layer', layers: [1024 * MiB] }]),
     ]
-    console.log(`${rounds} rounds per tool, alternating; node ${process.version}; skopeo from Debian`)
+    let busyStarts = 0
+    console.log(`${rounds} rounds per tool, alternating, each run started once the CPUs are 90% idle; node ${process.version}; skopeo from Debian`)
+    if (extraCa !== undefined) console.log(`NODE_EXTRA_CA_CERTS=${extraCa} ${childEnv === process.env ? 'kept' : 'unset'} for our child (--keep-env keeps it)`)
     console.log(`${'image'.padEnd(22)}${'tool'.padEnd(16)}${'p50 s'.padStart(9)}${'min s'.padStart(9)}${'MiB/s'.padStart(9)}${'peak RSS MiB'.padStart(15)}`)
     for (const spec of images) {
       const built = await makeImage({ layers: spec.layers, dir: path.join(work, `src-${spec.layers.length}`), repository: 'bench/pull', tag: `t${spec.layers.length}` })
@@ -77,10 +107,11 @@ async function main(): Promise<void> {
       for (let r = 0; r < rounds; r++) {
         for (const tool of r % 2 === 0 ? tools : [...tools].reverse()) {
           const dest = path.join(work, `dest-${r}`)
+          if (!(await waitForIdle())) busyStarts++
           const m =
             tool === 'skopeo'
               ? await measure('skopeo', ['copy', '--insecure-policy', '--src-tls-verify=false', `docker://${pushed.reference}`, `oci:${dest}:latest`])
-              : await measure(process.execPath, [self, '--child', pushed.reference, dest, registry.host, tool === 'ours' ? 'sync' : 'nosync'])
+              : await measure(process.execPath, [self, '--child', pushed.reference, dest, registry.host, tool === 'ours' ? 'sync' : 'nosync'], childEnv)
           results[tool]!.push(m)
           await fs.rm(dest, { recursive: true, force: true })
         }
@@ -92,6 +123,7 @@ async function main(): Promise<void> {
         console.log(`${spec.label.padEnd(22)}${tool.padEnd(16)}${(p50 / 1000).toFixed(2).padStart(9)}${(ms[0]! / 1000).toFixed(2).padStart(9)}${(total / MiB / (p50 / 1000)).toFixed(0).padStart(9)}${rss.toFixed(0).padStart(15)}`)
       }
     }
+    if (busyStarts > 0) console.log(`(${busyStarts} run(s) started on a busy machine after waiting 60 s: figures are noisy)`)
   } finally {
     await registry.stop()
     await fs.rm(work, { recursive: true, force: true })
