@@ -1,10 +1,8 @@
 /**
- * Images ready to run: resolved to one platform's manifest, layers unpacked, and users of
- * the image's /etc/passwd resolved. Layers are immutable, so all of it is cached per manifest
- * digest for the life of the runtime; a reference re-tagged to another image is noticed
- * because the index is asked every time (a cheap read).
+ * Images ready to run: resolved to one platform's manifest, layers unpacked (the store
+ * remembers both while the reference names the same manifest), and users of the image's
+ * /etc/passwd resolved — cached here per manifest digest, since layers never change.
  */
-import { existsSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import type { ImageStore, ResolvedImage } from '@ctr/overlay-image'
 import { resolveUser, type ResolvedUser } from '../image-config/user.js'
@@ -17,27 +15,16 @@ export interface PreparedImage {
   chainIds: string[]
 }
 
-interface Entry {
-  digest: string
-  prepared: PreparedImage
-  users: Map<string, Promise<ResolvedUser>>
-}
-
 export class ImageCache {
-  #entries = new Map<string, Entry>()
+  /** Resolved users by manifest digest, then by `User` string. */
+  #users = new Map<string, Map<string, Promise<ResolvedUser>>>()
 
   constructor(private readonly store: ImageStore) {}
 
   /** The image, unpacked (the first time) and resolved. */
   async get(ref: string, options: { platform?: string; signal?: AbortSignal } = {}): Promise<PreparedImage> {
-    const key = `${ref}\0${options.platform ?? ''}`
-    const record = await this.store.index.get(ref)
-    const cached = this.#entries.get(key)
-    if (cached && record && cached.digest === record.descriptor.digest && this.#layersPresent(cached.prepared.chainIds)) return cached.prepared
     const { image, chainIds } = await this.store.unpack(ref, options)
-    const prepared = { ref, image, chainIds }
-    if (record) this.#entries.set(key, { digest: record.descriptor.digest, prepared, users: new Map() })
-    return prepared
+    return { ref, image, chainIds }
   }
 
   /**
@@ -46,15 +33,15 @@ export class ImageCache {
    * in the image resolve as the container will see them) and unmounted again.
    */
   user(p: PreparedImage, spec: string | undefined): Promise<ResolvedUser> {
-    const entry = [...this.#entries.values()].find((e) => e.prepared === p)
+    const digest = p.image.manifestDesc.digest
+    let users = this.#users.get(digest)
+    if (!users) this.#users.set(digest, (users = new Map()))
     const key = spec ?? ''
-    const hit = entry?.users.get(key)
+    const hit = users.get(key)
     if (hit) return hit
     const lookup = this.#lookup(p, spec)
-    if (entry) {
-      entry.users.set(key, lookup)
-      lookup.catch(() => entry.users.delete(key))
-    }
+    users.set(key, lookup)
+    lookup.catch(() => users.delete(key))
     return lookup
   }
 
@@ -68,9 +55,5 @@ export class ImageCache {
     } finally {
       await this.store.remove(id)
     }
-  }
-
-  #layersPresent(chainIds: readonly string[]): boolean {
-    return chainIds.every((c) => existsSync(this.store.paths.layerMeta(c)))
   }
 }
