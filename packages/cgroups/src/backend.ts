@@ -50,6 +50,11 @@ export interface CgroupBackend {
   signalAll(signal: number): Promise<void>
   /** Calls back on OOM and populated/empty changes until closed. */
   subscribe(onEvent: (e: CgroupEvent) => void): Promise<Subscription>
-  /** Removes the directories (children first); an already removed cgroup is fine. */
-  remove(deadline: number): Promise<void>
+  /**
+   * Removes the directories (children first); an already removed cgroup is fine. The shared
+   * parent levels go too once empty, unless `keepParent`.
+   */
+  remove(deadline: number, keepParent?: boolean): Promise<void>
+  /** Removes the shared parent levels (in every hierarchy) that hold no cgroup any more. */
+  removeParent(): Promise<void>
 }

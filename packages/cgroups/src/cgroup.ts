@@ -225,9 +225,12 @@ export class Cgroup {
 
   /**
    * Kills every process, waits until the cgroup is empty, and removes it (sub-cgroups first,
-   * EBUSY retried). Removing a cgroup that is already gone is fine.
+   * EBUSY retried). Removing a cgroup that is already gone is fine. The parent levels it
+   * shared with other cgroups go too once empty — unless `keepParent`: a caller that makes
+   * cgroups in a stream keeps the parent between them (and removes it with
+   * {@link Cgroup.removeParent} when done) instead of rebuilding it every time.
    */
-  async destroy(options: { timeoutMs?: number } = {}): Promise<void> {
+  async destroy(options: { timeoutMs?: number; keepParent?: boolean } = {}): Promise<void> {
     const deadline = Date.now() + (options.timeoutMs ?? 10_000)
     if (!(await this.backend.exists())) return
     const empty = await waitUntil(async () => {
@@ -239,6 +242,17 @@ export class Cgroup {
     if (!empty) {
       throw new CgroupError('ERR_CGROUP_BUSY', `cgroup ${this.name} still has processes after SIGKILL: ${(await this.backend.processes()).join(' ')}`)
     }
-    await this.backend.remove(deadline)
+    await this.backend.remove(deadline, options.keepParent ?? false)
+  }
+
+  /**
+   * Removes the parent levels (`ctr`, or `options.parent`) in every hierarchy where they hold
+   * no cgroup any more; a level still in use is kept, with everything above it.
+   */
+  static async removeParent(options: CgroupOptions = {}): Promise<void> {
+    const parent = options.parent ?? 'ctr'
+    checkNames('x', parent)
+    const host = options.host ?? (await detect())
+    await backendFor(host, parent, 'x').removeParent()
   }
 }

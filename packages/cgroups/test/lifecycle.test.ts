@@ -184,6 +184,31 @@ describe('Cgroup.create', () => {
       }
     }
   })
+
+  it('destroy({ keepParent }) keeps the empty parent in every hierarchy; removeParent() then removes it, and only when empty', async () => {
+    const h = await host()
+    const parent = uniqueName()
+    const a = await createCgroup(undefined, { parent })
+    const parentDirs = allDirs(a).map((d) => path.dirname(d))
+    expect(parentDirs.every((p) => path.basename(p) === parent)).toBe(true)
+    const b = await createCgroup(undefined, { parent })
+    try {
+      await a.destroy({ keepParent: true })
+      for (const d of allDirs(a)) expect(fs.existsSync(d), d).toBe(false)
+      for (const p of parentDirs) expect(fs.existsSync(p), p).toBe(true)
+      // b still lives below it: removeParent keeps it
+      await Cgroup.removeParent({ parent, host: h })
+      for (const p of parentDirs) expect(fs.existsSync(p), p).toBe(true)
+      await b.destroy({ keepParent: true })
+      for (const p of parentDirs) expect(fs.existsSync(p), p).toBe(true)
+      await Cgroup.removeParent({ parent, host: h })
+      for (const p of parentDirs) expect(fs.existsSync(p), p).toBe(false)
+    } finally {
+      await a.destroy()
+      await b.destroy()
+      for (const p of parentDirs) if (fs.existsSync(p)) fs.rmdirSync(p)
+    }
+  })
 })
 
 describe('Cgroup.open', () => {

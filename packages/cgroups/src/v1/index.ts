@@ -198,13 +198,17 @@ export class V1Backend implements CgroupBackend {
     return { close: () => subs.forEach((s) => s.close()) }
   }
 
-  async remove(deadline: number): Promise<void> {
+  async remove(deadline: number, keepParent = false): Promise<void> {
     await Promise.all(
       this.allPlaces().map(async (p) => {
         await removeTree(p.dir, deadline)
-        await removeIfUnused(p.base, p.parentDir)
+        if (!keepParent) await removeIfUnused(p.base, p.parentDir)
       }),
     )
+  }
+
+  async removeParent(): Promise<void> {
+    await Promise.all(this.allPlaces().map((p) => removeIfUnused(p.base, p.parentDir)))
   }
 }
 

@@ -110,8 +110,12 @@ export class V2Backend implements CgroupBackend {
     return subscribeV2(this.dir, this.dir, onEvent)
   }
 
-  async remove(deadline: number): Promise<void> {
+  async remove(deadline: number, keepParent = false): Promise<void> {
     await removeTree(this.dir, deadline)
-    await removeIfUnused(this.base, this.parentDir)
+    if (!keepParent) await this.removeParent()
+  }
+
+  removeParent(): Promise<void> {
+    return removeIfUnused(this.base, this.parentDir)
   }
 }
