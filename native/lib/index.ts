@@ -221,6 +221,7 @@ export function initBinaryPath(): string {
 interface NetlinkAddon {
   netlinkOpen(protocol: number, netnsFd: number): number
   netlinkRequest(fd: number, request: Buffer): Promise<Buffer[]>
+  netlinkOpenNewNetns(protocol: number): Promise<{ fd: number; netnsFd: number }>
 }
 const netlinkAddon = (): NetlinkAddon => addon() as unknown as NetlinkAddon
 
@@ -234,10 +235,20 @@ const netlinkAddon = (): NetlinkAddon => addon() as unknown as NetlinkAddon
 export const netlinkOpen = (protocol: number, netnsFd = -1): number => netlinkAddon().netlinkOpen(protocol, netnsFd)
 
 /**
+ * Makes a new network namespace (only `lo`, down) with no process in it and opens a netlink
+ * socket inside: resolves with the socket (`fd`) and an fd of the namespace (`netnsFd`, for
+ * `setns` or `IFLA_NET_NS_FD`). A short-lived thread unshares `CLONE_NEWNET`; no thread of
+ * the caller changes namespace. The namespace lives while either fd is open or a process is
+ * in it. Close both with {@link close}.
+ */
+export const netlinkOpenNewNetns = (protocol: number): Promise<{ fd: number; netnsFd: number }> => netlinkAddon().netlinkOpenNewNetns(protocol)
+
+/**
  * Sends one netlink request (a complete message: header with `nlmsg_len`, flags and `nlmsg_seq`
- * set by the caller) and resolves with every reply carrying that sequence number, up to
- * `NLMSG_DONE` (dumps) or `NLMSG_ERROR` (acks and failures, which the caller parses). Runs on
- * a worker thread. One request at a time per socket. Socket errors reject with `code`/`errno`/`syscall`
+ * set by the caller), or a batch of them (aligned messages back to back, distinct sequence
+ * numbers: one datagram, which the kernel runs in order), and resolves with every reply
+ * carrying those sequence numbers, each message's up to `NLMSG_DONE` (dumps) or `NLMSG_ERROR`
+ * (acks and failures, which the caller parses). Runs on a worker thread. One request at a time per socket. Socket errors reject with `code`/`errno`/`syscall`
  * (`EAGAIN` when the kernel did not answer within 5 s).
  */
 export const netlinkRequest = (fd: number, request: Buffer): Promise<Buffer[]> => netlinkAddon().netlinkRequest(fd, request)

@@ -95,7 +95,66 @@ Napi::Value NetlinkOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r.fd);
 }
 
-// Sends one request and collects every reply with its sequence number until the exchange
+// netlinkOpenNewNetns(protocol) → Promise<{ fd, netnsFd }>: a new network namespace with a
+// netlink socket inside it, without a process to hold it: a short-lived thread unshares
+// CLONE_NEWNET, creates the socket and opens /proc/thread-self/ns/net, and exits. The two fds
+// keep the namespace (with `lo`, down) alive until closed or until a process joins it. The
+// thread runs from a pool worker, so neither the caller's thread nor a pool thread ever
+// changes namespace.
+class NewNetnsWorker : public Napi::AsyncWorker {
+ public:
+  NewNetnsWorker(Napi::Env env, int protocol) : Napi::AsyncWorker(env, "ctr:netns"), deferred_(env), protocol_(protocol) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    std::thread t([this] {
+      if (unshare(CLONE_NEWNET) < 0) {
+        r_.err = errno;
+        r_.syscall = "unshare";
+        return;
+      }
+      r_ = open_socket(protocol_, -1);
+      if (r_.fd < 0) return;
+      ns_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+      if (ns_ < 0) {
+        r_.err = errno;
+        r_.syscall = "open";
+        close(r_.fd);
+        r_.fd = -1;
+      }
+    });
+    t.join();
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (r_.fd < 0) {
+      deferred_.Reject(errno_error(env, r_.err, r_.syscall, "new network namespace").Value());
+      return;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fd", Napi::Number::New(env, r_.fd));
+    o.Set("netnsFd", Napi::Number::New(env, ns_));
+    deferred_.Resolve(o);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int protocol_;
+  OpenResult r_;
+  int ns_ = -1;
+};
+
+Napi::Value NetlinkOpenNewNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* w = new NewNetnsWorker(env, get_i32(env, info[0], "protocol"));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// Sends one request (or a batch) and collects every reply with its sequence number until the exchange
 // ends: NLMSG_DONE for a dump, NLMSG_ERROR (an ack is an error of 0) otherwise.
 class RequestWorker : public Napi::AsyncWorker {
  public:
@@ -104,9 +163,22 @@ class RequestWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    const struct nlmsghdr* h = (const struct nlmsghdr*)req_.data();
-    uint32_t seq = h->nlmsg_seq;
-    bool dump = (h->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+    // The request is one message or a batch of them (sent in one datagram: the kernel runs
+    // them in order and answers each). Every message with NLM_F_ACK, a dump, or a GET that
+    // answers once, ends with its own reply; collect until each of them has.
+    struct Pending {
+      uint32_t seq;
+      bool dump;
+      bool ack;
+      bool done;
+    };
+    std::vector<Pending> pending;
+    for (size_t off = 0; off < req_.size();) {
+      const struct nlmsghdr* h = (const struct nlmsghdr*)(req_.data() + off);
+      pending.push_back({h->nlmsg_seq, (h->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP, (h->nlmsg_flags & NLM_F_ACK) != 0, false});
+      off += NLMSG_ALIGN(h->nlmsg_len);
+    }
+    size_t left = pending.size();
     struct sockaddr_nl kernel;
     memset(&kernel, 0, sizeof kernel);
     kernel.nl_family = AF_NETLINK;
@@ -119,7 +191,7 @@ class RequestWorker : public Napi::AsyncWorker {
       return;
     }
     std::vector<uint8_t> buf(1 << 16);
-    for (;;) {
+    while (left > 0) {
       // MSG_TRUNC: n is the datagram's real length, so a message cut short is detected
       do n = recv(fd_, buf.data(), buf.size(), MSG_TRUNC);
       while (n < 0 && errno == EINTR);
@@ -140,16 +212,17 @@ class RequestWorker : public Napi::AsyncWorker {
       }
       size_t len = (size_t)n;
       for (struct nlmsghdr* m = (struct nlmsghdr*)buf.data(); NLMSG_OK(m, len); m = NLMSG_NEXT(m, len)) {
-        if (m->nlmsg_seq != seq) continue;  // a stale reply of an earlier, timed-out request
+        Pending* p = nullptr;
+        for (auto& q : pending)
+          if (q.seq == m->nlmsg_seq && !q.done) p = &q;
+        if (!p) continue;  // a stale reply of an earlier, timed-out request
         replies_.emplace_back((uint8_t*)m, (uint8_t*)m + m->nlmsg_len);
-        if (m->nlmsg_type == NLMSG_DONE) return;
-        if (m->nlmsg_type == NLMSG_ERROR) {
-          // In a dump, an error ends it too; otherwise this is the ack (error 0) or the failure.
-          return;
-        }
-        if (!dump && !(m->nlmsg_flags & NLM_F_MULTI)) {
-          // A single reply (e.g. RTM_GETLINK by name); its ack follows if one was asked for.
-          if (!(h->nlmsg_flags & NLM_F_ACK)) return;
+        bool ends = m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_ERROR;
+        // A single reply (e.g. RTM_GETLINK by name) ends it unless an ack was asked for too.
+        if (!ends && !p->dump && !(m->nlmsg_flags & NLM_F_MULTI) && !p->ack) ends = true;
+        if (ends) {
+          p->done = true;
+          left--;
         }
       }
     }
@@ -186,8 +259,21 @@ Napi::Value NetlinkRequest(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> b = info[1].As<Napi::Buffer<uint8_t>>();
   if (b.Length() < sizeof(struct nlmsghdr))
     throw Napi::TypeError::New(env, "request is shorter than a netlink header");
-  if (((const struct nlmsghdr*)b.Data())->nlmsg_len != b.Length())
-    throw Napi::TypeError::New(env, "request nlmsg_len does not match its length");
+  // One message, or a batch: aligned messages that fill the buffer exactly, with distinct
+  // sequence numbers.
+  std::vector<uint32_t> seqs;
+  for (size_t off = 0; off < b.Length();) {
+    if (b.Length() - off < sizeof(struct nlmsghdr))
+      throw Napi::TypeError::New(env, "request is shorter than a netlink header");
+    const struct nlmsghdr* h = (const struct nlmsghdr*)(b.Data() + off);
+    size_t next = off + NLMSG_ALIGN(h->nlmsg_len);
+    if (h->nlmsg_len < sizeof(struct nlmsghdr) || off + h->nlmsg_len > b.Length())
+      throw Napi::TypeError::New(env, "request nlmsg_len does not match its length");
+    for (uint32_t s : seqs)
+      if (s == h->nlmsg_seq) throw Napi::TypeError::New(env, "requests of a batch need distinct sequence numbers");
+    seqs.push_back(h->nlmsg_seq);
+    off = next;
+  }
   auto* w = new RequestWorker(env, fd, std::vector<uint8_t>(b.Data(), b.Data() + b.Length()));
   Napi::Promise p = w->promise();
   w->Queue();
@@ -198,6 +284,7 @@ Napi::Value NetlinkRequest(const Napi::CallbackInfo& info) {
 
 void RegisterNetlink(Napi::Env env, Napi::Object exports) {
   exports.Set("netlinkOpen", Napi::Function::New(env, NetlinkOpen, "netlinkOpen"));
+  exports.Set("netlinkOpenNewNetns", Napi::Function::New(env, NetlinkOpenNewNetns, "netlinkOpenNewNetns"));
   exports.Set("netlinkRequest", Napi::Function::New(env, NetlinkRequest, "netlinkRequest"));
 }
 

@@ -25,7 +25,7 @@ export { CAPABILITIES, type CapabilityName } from './capabilities.js'
 export { RLIMITS, type RlimitName } from './rlimits.js'
 export { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from './rootfs.js'
 export { secureJoin } from './secure-join.js'
-export { Netlink, NetlinkError, type Link, type AddressInfo, type RouteSpec, type RouteInfo, type NetnsRef } from './netlink/index.js'
+export { Netlink, NetlinkBatch, NetlinkError, type LinkRef, type LinkSettings, type VethSpec, type Link, type AddressInfo, type RouteSpec, type RouteInfo, type NetnsRef } from './netlink/index.js'
 export type {
   Child,
   ExitStatus,

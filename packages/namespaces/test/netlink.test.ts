@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { mount, umount2 } from '@ctr/native'
+import { close as closeFd, mount, umount2 } from '@ctr/native'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { InvalidOptionsError, Netlink, NetlinkError } from '../src/index.js'
 import { fdCount, reap, runEnter, start, tempDir, type NsChild } from './helpers/util.js'
@@ -310,6 +310,62 @@ describe('Netlink errors', () => {
   })
 })
 
+describe('Netlink batches and namespaces without a process', () => {
+  it('openNewNetns: a namespace held by fds; one batch wires a veth to another netns, lo, address and route', async () => {
+    await withNetns(1, async (nl, [a]) => {
+      await nl.createBridge('br0')
+      await nl.addAddress('br0', '10.66.0.1/24')
+      await nl.setUp('br0')
+      const bridge = (await nl.link('br0'))!.index
+      const fresh = await Netlink.openNewNetns()
+      try {
+        expect(fresh.path).toBe(`/proc/self/fd/${fresh.netnsFd}`)
+        expect(await fresh.netlink.links()).toEqual([{ index: 1, name: 'lo', mtu: 65536, up: false }])
+        const b = fresh.netlink.batch()
+          .createVeth({ name: 'eth0', index: 2, up: true, peer: { name: 'vhost0', netns: a!.pid } })
+          .setLink({ index: 1 }, { up: true })
+          .addAddress({ index: 2 }, '10.66.0.2/24')
+          .addRoute({ dst: 'default', gateway: '10.66.0.1', oif: 2 })
+        expect(b.size).toBe(4)
+        await b.send()
+        await expect(b.send()).rejects.toThrow(/sent already/)
+        await nl.batch().setLink('vhost0', { master: bridge, up: true }).send()
+        expect(await nl.link('vhost0')).toMatchObject({ up: true, master: 'br0', kind: 'veth' })
+        expect((await fresh.netlink.links()).map((l) => [l.index, l.name, l.up])).toEqual([[1, 'lo', true], [2, 'eth0', true]])
+        expect(await fresh.netlink.addresses('eth0')).toContainEqual({ link: 'eth0', cidr: '10.66.0.2/24', family: 4 })
+        expect(await fresh.netlink.routes(4)).toContainEqual({ dst: 'default', gateway: '10.66.0.1', dev: 'eth0', family: 4 })
+        // A process joins through /proc/self/fd/N and reaches the bridge's address.
+        const inside = await start({ argv: ['/bin/busybox', 'ping', '-c', '1', '-W', '3', '10.66.0.1'], join: { net: fresh.path }, stdio: ['ignore', 'ignore', 'ignore'] })
+        expect((await inside.exited).code).toBe(0)
+      } finally {
+        fresh.netlink.close()
+        closeFd(fresh.netnsFd)
+      }
+      // Nothing holds the namespace any more: it goes, and the veth pair with it.
+      for (let i = 0; i < 100 && (await nl.link('vhost0')); i++) await new Promise((r) => setTimeout(r, 20))
+      expect(await nl.link('vhost0')).toBeUndefined()
+      await nl.deleteLink('br0')
+    })
+  })
+
+  it('a batch runs every request and rejects with the first failure, named', async () => {
+    await withNetns(1, async (nl) => {
+      const b = nl.batch()
+        .createVeth({ name: 'va', peer: { name: 'vb' } })
+        .setLink('nope0', { up: true })
+        .setLink('va', { up: true, mtu: 1400 })
+        .deleteLink('vb')
+      await expect(b.send()).rejects.toMatchObject({ errnoCode: 'ENODEV', operation: 'set nope0 up' })
+      // the requests after the failed one ran: va is up with its MTU, vb (and so va) deleted
+      expect((await nl.links()).map((l) => l.name)).toEqual(['lo'])
+      expect(() => nl.batch().addAddress({ index: 0 }, '10.0.0.1/24')).toThrow(InvalidOptionsError)
+      expect(() => nl.batch().setLink('a/b', { up: true })).toThrow(InvalidOptionsError)
+      expect(() => nl.batch().createVeth({ name: 'x', peer: { name: 'y', netns: 'relative' } })).toThrow(InvalidOptionsError)
+      await nl.batch().send() // empty: nothing sent
+    })
+  })
+})
+
 describe('Netlink hygiene', () => {
   it('leaves no fd open', async () => {
     await withNetns(1, async (nl, [a]) => {
@@ -319,7 +375,11 @@ describe('Netlink hygiene', () => {
         await x.links()
         await x.setUp('nope').catch(() => undefined)
         await x.createVeth('v', 'w', { peerNetns: '/proc/1/ns/nonexistent' }).catch(() => undefined)
+        await x.batch().createVeth({ name: 'v', peer: { name: 'w', netns: `/proc/${a!.pid}/ns/net` } }).deleteLink('v').send()
         x.close()
+        const y = await Netlink.openNewNetns()
+        y.netlink.close()
+        closeFd(y.netnsFd)
       }
       expect(fdCount()).toBe(before)
       void nl

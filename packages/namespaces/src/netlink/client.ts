@@ -4,7 +4,7 @@
  * here; the native addon only opens the socket (inside the asked-for netns) and moves bytes.
  */
 import fs from 'node:fs'
-import { close as closeFd, netlinkOpen, netlinkRequest } from '@ctr/native'
+import { close as closeFd, netlinkOpen, netlinkOpenNewNetns, netlinkRequest } from '@ctr/native'
 import { InvalidOptionsError } from '../errors.js'
 import { formatIp, maskBytes, parseCidr, type Cidr } from './addr.js'
 import * as C from './constants.js'
@@ -72,6 +72,33 @@ export interface RouteInfo {
   family: 4 | 6
 }
 
+/** A link in a {@link NetlinkBatch}: by name, or by index (addresses and routes need the index). */
+export type LinkRef = string | { index: number }
+
+/** A link's settings in one request: {@link NetlinkBatch.setLink}. */
+export interface LinkSettings {
+  up?: boolean
+  /** The bridge's index (0: no bridge). */
+  master?: number
+  mtu?: number
+}
+
+/** A veth pair made in one request: {@link NetlinkBatch.createVeth}. */
+export interface VethSpec {
+  name: string
+  /** Ask for this index (free in this namespace), so later requests of a batch can name it. */
+  index?: number
+  up?: boolean
+  mtu?: number
+  /** The bridge (index) this end becomes a port of. */
+  master?: number
+  peer: {
+    name: string
+    /** Where the peer is made: a pid or a path (`/proc/self/fd/N` for {@link Netlink.openNewNetns}'s fd). */
+    netns?: NetnsRef
+  }
+}
+
 // ---------------------------------------------------------------- validation
 
 const invalid = (field: string, message: string): never => {
@@ -95,6 +122,18 @@ function checkCidr(text: unknown, field: string): Cidr {
   if (!c) return invalid(field, `${JSON.stringify(text)} is not an IPv4 or IPv6 address with an optional /prefix`)
   return c
 }
+
+function checkIndex(i: unknown, field: string): number {
+  if (typeof i !== 'number' || !Number.isInteger(i) || i < 1 || i > 0x7fffffff) return invalid(field, `${String(i)} is not an interface index`)
+  return i
+}
+
+function checkLinkRef(l: unknown, field = 'link'): { index: number; name?: string } {
+  if (typeof l === 'object' && l !== null) return { index: checkIndex((l as { index?: unknown }).index, `${field}.index`) }
+  return { index: 0, name: checkName(l, field) }
+}
+
+const linkText = (l: { index: number; name?: string }): string => l.name ?? `#${l.index}`
 
 function checkNetns(ns: unknown, field: string): NetnsRef {
   if (typeof ns === 'number' && Number.isInteger(ns) && ns > 0) return ns
@@ -209,6 +248,89 @@ export class Netlink {
         }
         out.push(messageBody(r))
       }
+      return out
+    }
+    const p = this.#queue.then(run, run)
+    this.#queue = p.catch(() => undefined).finally(() => this.#pending--)
+    return p
+  }
+
+  /**
+   * Makes a new network namespace with no process in it (only `lo`, down) and a socket inside
+   * it. The namespace lives while `netnsFd` or the socket is open, or while a process is in it:
+   * a process joins it through `/proc/self/fd/<netnsFd>` (spawn's `join.net`), then both may
+   * be closed and it goes with its last process. No process is spawned to hold it.
+   */
+  static async openNewNetns(): Promise<{ netlink: Netlink; netnsFd: number; path: string }> {
+    let r: { fd: number; netnsFd: number }
+    try {
+      r = await netlinkOpenNewNetns(C.NETLINK_ROUTE)
+    } catch (err) {
+      throw new NetlinkError('create a network namespace', (err as { errno?: number }).errno ?? 5, { cause: err })
+    }
+    return { netlink: new Netlink(r.fd), netnsFd: r.netnsFd, path: `/proc/self/fd/${r.netnsFd}` }
+  }
+
+  /**
+   * Requests to send together: one datagram, run by the kernel in order, one wait for all the
+   * acks. {@link NetlinkBatch.send} rejects with the first failure (each request is still
+   * tried: a later one that depends on a failed one fails too).
+   *
+   * @example
+   * ```ts
+   * const b = nl.batch()
+   * b.setLink('lo', { up: true })
+   * b.addAddress({ index: 2 }, '10.88.0.2/16')
+   * b.addRoute({ dst: 'default', gateway: '10.88.0.1', oif: 2 })
+   * await b.send()
+   * ```
+   */
+  batch(): NetlinkBatch {
+    return new NetlinkBatch((reqs) => this.#send(reqs))
+  }
+
+  /** Sends requests in one datagram; resolves once each is answered, with every reply's body per request. */
+  #send(reqs: Req[]): Promise<Buffer[][]> {
+    if (this.#closed) return Promise.reject(new NetlinkError(reqs[0]?.op ?? 'netlink', 9 /* EBADF */))
+    const seqs = reqs.map(() => (nextSeq = (nextSeq + 1) >>> 0))
+    const parts: Buffer[] = []
+    reqs.forEach((r, i) => {
+      const m = encodeMessage(r.type, r.flags | C.NLM_F_REQUEST, seqs[i]!, r.body)
+      parts.push(m)
+      const pad = ((m.length + 3) & ~3) - m.length
+      if (pad) parts.push(Buffer.alloc(pad))
+    })
+    const msg = Buffer.concat(parts)
+    this.#pending++
+    const run = async (): Promise<Buffer[][]> => {
+      let replies: Buffer[]
+      try {
+        replies = await netlinkRequest(this.#fd, msg)
+      } catch (err) {
+        throw new NetlinkError(reqs.map((r) => r.op).join(', '), (err as { errno?: number }).errno ?? 5, { cause: err })
+      }
+      const out: Buffer[][] = reqs.map(() => [])
+      let first: NetlinkError | undefined
+      for (const r of replies) {
+        const h = parseHeader(r)
+        const i = seqs.indexOf(h.seq)
+        if (i < 0) continue
+        const op = reqs[i]!.op
+        if (h.type === C.NLMSG_DONE) {
+          // a dump can end with an error carried in NLMSG_DONE
+          const body = messageBody(r)
+          const e = body.length >= 4 ? -body.readInt32LE(0) : 0
+          if (e > 0) first ??= new NetlinkError(op, e)
+          continue
+        }
+        const e = parseError(r)
+        if (e) {
+          if (e.errno !== 0) first ??= new NetlinkError(op, e.errno, e.message ? { kernelMessage: e.message } : {})
+          continue
+        }
+        out[i]!.push(messageBody(r))
+      }
+      if (first) throw first
       return out
     }
     const p = this.#queue.then(run, run)
@@ -396,36 +518,10 @@ export class Netlink {
   }
 
   async #routeMsg(route: RouteSpec, verb: 'add' | 'delete'): Promise<{ body: Buffer; op: string }> {
-    if (typeof route !== 'object' || route === null) invalid('route', 'must be an object')
-    let dst: Cidr | undefined
-    if (route.dst !== 'default') dst = checkCidr(route.dst, 'route.dst')
-    const gw = route.gateway === undefined ? undefined : checkCidr(route.gateway, 'route.gateway')
-    if (gw && gw.prefix !== (gw.family === 4 ? 32 : 128)) invalid('route.gateway', 'must be an address, not a CIDR')
-    if (route.dev !== undefined) checkName(route.dev, 'route.dev')
-    if (route.family !== undefined && route.family !== 4 && route.family !== 6) invalid('route.family', 'must be 4 or 6')
-    const family = dst?.family ?? gw?.family ?? route.family ?? 4
-    if ((dst && dst.family !== family) || (gw && gw.family !== family) || (route.family !== undefined && route.family !== family))
-      invalid('route', 'dst, gateway and family must be of one address family')
-    if (!gw && route.dev === undefined) invalid('route', 'needs a gateway or a dev')
-    const dstText = dst ? `${formatIp(maskBytes(dst.bytes, dst.prefix))}/${dst.prefix}` : 'default'
-    const op = `${verb} route ${dstText}${gw ? ` via ${gw.address}` : ''}${route.dev ? ` dev ${route.dev}` : ''}`
-    const attrs: Attr[] = [u32Attr(C.RTA_TABLE, C.RT_TABLE_MAIN)]
-    if (dst && dst.prefix > 0) attrs.push(bytesAttr(C.RTA_DST, maskBytes(dst.bytes, dst.prefix)))
-    if (gw) attrs.push(bytesAttr(C.RTA_GATEWAY, gw.bytes))
-    if (route.dev !== undefined) attrs.push(u32Attr(C.RTA_OIF, await this.#index(route.dev, op)))
-    const add = verb === 'add'
-    const body = encodeRt(
-      {
-        family: family === 4 ? C.AF_INET : C.AF_INET6,
-        dstLen: dst?.prefix ?? 0,
-        table: C.RT_TABLE_MAIN,
-        protocol: add ? C.RTPROT_BOOT : 0,
-        scope: add ? (gw ? C.RT_SCOPE_UNIVERSE : C.RT_SCOPE_LINK) : C.RT_SCOPE_NOWHERE,
-        type: add ? C.RTN_UNICAST : 0,
-      },
-      attrs,
-    )
-    return { body, op }
+    // validated first, so that a bad route sends nothing
+    const probe = routeMessage(route, verb, undefined)
+    if (route.dev === undefined) return probe
+    return routeMessage(route, verb, await this.#index(route.dev, probe.op))
   }
 
   /** The unicast routes of the main table (both families unless one is asked for). */
@@ -455,6 +551,41 @@ export class Netlink {
   }
 }
 
+/** A route request; `oif` is the output link's index (`route.dev` names it in the text). */
+function routeMessage(route: RouteSpec & { oif?: number }, verb: 'add' | 'delete', oif: number | undefined): { body: Buffer; op: string } {
+  if (typeof route !== 'object' || route === null) invalid('route', 'must be an object')
+  let dst: Cidr | undefined
+  if (route.dst !== 'default') dst = checkCidr(route.dst, 'route.dst')
+  const gw = route.gateway === undefined ? undefined : checkCidr(route.gateway, 'route.gateway')
+  if (gw && gw.prefix !== (gw.family === 4 ? 32 : 128)) invalid('route.gateway', 'must be an address, not a CIDR')
+  if (route.dev !== undefined) checkName(route.dev, 'route.dev')
+  if (route.family !== undefined && route.family !== 4 && route.family !== 6) invalid('route.family', 'must be 4 or 6')
+  const family = dst?.family ?? gw?.family ?? route.family ?? 4
+  if ((dst && dst.family !== family) || (gw && gw.family !== family) || (route.family !== undefined && route.family !== family))
+    invalid('route', 'dst, gateway and family must be of one address family')
+  if (!gw && route.dev === undefined && route.oif === undefined) invalid('route', 'needs a gateway or a dev')
+  const dstText = dst ? `${formatIp(maskBytes(dst.bytes, dst.prefix))}/${dst.prefix}` : 'default'
+  const devText = route.dev ?? (route.oif !== undefined ? `#${route.oif}` : undefined)
+  const op = `${verb} route ${dstText}${gw ? ` via ${gw.address}` : ''}${devText !== undefined ? ` dev ${devText}` : ''}`
+  const attrs: Attr[] = [u32Attr(C.RTA_TABLE, C.RT_TABLE_MAIN)]
+  if (dst && dst.prefix > 0) attrs.push(bytesAttr(C.RTA_DST, maskBytes(dst.bytes, dst.prefix)))
+  if (gw) attrs.push(bytesAttr(C.RTA_GATEWAY, gw.bytes))
+  if (oif !== undefined) attrs.push(u32Attr(C.RTA_OIF, oif))
+  const add = verb === 'add'
+  const body = encodeRt(
+    {
+      family: family === 4 ? C.AF_INET : C.AF_INET6,
+      dstLen: dst?.prefix ?? 0,
+      table: C.RT_TABLE_MAIN,
+      protocol: add ? C.RTPROT_BOOT : 0,
+      scope: add ? (gw ? C.RT_SCOPE_UNIVERSE : C.RT_SCOPE_LINK) : C.RT_SCOPE_NOWHERE,
+      type: add ? C.RTN_UNICAST : 0,
+    },
+    attrs,
+  )
+  return { body, op }
+}
+
 function addrBody(c: Cidr, index: number, flags: number): Buffer {
   const attrs: Attr[] = [bytesAttr(C.IFA_LOCAL, c.bytes), bytesAttr(C.IFA_ADDRESS, c.bytes)]
   if (flags) attrs.push(u32Attr(C.IFA_FLAGS, flags))
@@ -482,3 +613,127 @@ function parseLink(body: Buffer): Link & { masterIndex?: number } {
 }
 
 
+
+interface Req {
+  type: number
+  flags: number
+  body: Buffer
+  op: string
+}
+
+/**
+ * Requests collected by {@link Netlink.batch} and sent in one datagram. Every request needs
+ * what the kernel can resolve by itself: links by name where rtnetlink looks names up (link
+ * settings, deletion), by index for addresses and routes (and a veth's requested `index`
+ * makes a link made earlier in the same batch nameable). Input is checked when a request is
+ * added (`InvalidOptionsError`).
+ */
+export class NetlinkBatch {
+  readonly #reqs: Req[] = []
+  readonly #fds: number[] = []
+  #sent = false
+
+  constructor(private readonly sendFn: (reqs: Req[]) => Promise<Buffer[][]>) {}
+
+  /** How many requests are queued. */
+  get size(): number {
+    return this.#reqs.length
+  }
+
+  /**
+   * A veth pair; the first end optionally up and in a bridge, the peer optionally in another
+   * netns. The peer cannot be set up in the same request (the kernel refuses, ENOTCONN): a
+   * `setLink` by name does it.
+   */
+  createVeth(v: VethSpec): this {
+    if (typeof v !== 'object' || v === null || typeof v.peer !== 'object' || v.peer === null) invalid('veth', 'must be { name, peer: { name } }')
+    checkName(v.name)
+    checkName(v.peer.name, 'peer.name')
+    const index = v.index === undefined ? 0 : checkIndex(v.index, 'index')
+    const mtu = v.mtu === undefined ? [] : [u32Attr(C.IFLA_MTU, checkMtu(v.mtu))]
+    const master = v.master === undefined ? [] : [u32Attr(C.IFLA_MASTER, checkIndex(v.master, 'master'))]
+    const nsAttr: Attr[] = []
+    let where = ''
+    if (v.peer.netns !== undefined) {
+      const ns = checkNetns(v.peer.netns, 'peer.netns')
+      where = ` in ${netnsPath(ns)}`
+      if (typeof ns === 'number') nsAttr.push(u32Attr(C.IFLA_NET_NS_PID, ns))
+      else {
+        let fd: number
+        try {
+          fd = fs.openSync(ns, 'r')
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException
+          throw new NetlinkError(`create veth ${v.name} peer ${v.peer.name}${where}: open ${ns}`, e.errno ? Math.abs(e.errno) : 2, { cause: err })
+        }
+        this.#fds.push(fd)
+        nsAttr.push(u32Attr(C.IFLA_NET_NS_FD, fd))
+      }
+    }
+    const up = (on: boolean | undefined) => (on ? { flags: C.IFF_UP, change: C.IFF_UP } : {})
+    const peerInfo = encodeIfInfo({}, [strAttr(C.IFLA_IFNAME, v.peer.name), ...mtu, ...nsAttr])
+    const body = encodeIfInfo({ index, ...up(v.up) }, [
+      strAttr(C.IFLA_IFNAME, v.name),
+      ...mtu,
+      ...master,
+      nestAttr(C.IFLA_LINKINFO, [strAttr(C.IFLA_INFO_KIND, 'veth'), nestAttr(C.IFLA_INFO_DATA, [bytesAttr(C.VETH_INFO_PEER, peerInfo)])]),
+    ])
+    return this.#add(C.RTM_NEWLINK, C.NLM_F_CREATE | C.NLM_F_EXCL, body, `create veth ${v.name} peer ${v.peer.name}${where}`)
+  }
+
+  /** Changes a link: up/down, bridge (by index; 0 for none), MTU. */
+  setLink(link: LinkRef, s: LinkSettings): this {
+    const l = checkLinkRef(link)
+    if (typeof s !== 'object' || s === null) invalid('settings', 'must be an object')
+    const attrs: Attr[] = l.name !== undefined ? [strAttr(C.IFLA_IFNAME, l.name)] : []
+    const what: string[] = []
+    if (s.mtu !== undefined) {
+      attrs.push(u32Attr(C.IFLA_MTU, checkMtu(s.mtu)))
+      what.push(`mtu ${s.mtu}`)
+    }
+    if (s.master !== undefined) {
+      attrs.push(u32Attr(C.IFLA_MASTER, s.master === 0 ? 0 : checkIndex(s.master, 'master')))
+      what.push(s.master === 0 ? 'nomaster' : `master #${s.master}`)
+    }
+    const flags = s.up === undefined ? {} : { flags: s.up ? C.IFF_UP : 0, change: C.IFF_UP }
+    if (s.up !== undefined) what.push(s.up ? 'up' : 'down')
+    return this.#add(C.RTM_NEWLINK, 0, encodeIfInfo({ index: l.index, ...flags }, attrs), `set ${linkText(l)} ${what.join(' ')}`.trimEnd())
+  }
+
+  /** Deletes a link (a veth takes its peer with it). */
+  deleteLink(link: LinkRef): this {
+    const l = checkLinkRef(link)
+    const attrs: Attr[] = l.name !== undefined ? [strAttr(C.IFLA_IFNAME, l.name)] : []
+    return this.#add(C.RTM_DELLINK, 0, encodeIfInfo({ index: l.index }, attrs), `delete link ${linkText(l)}`)
+  }
+
+  /** Adds an address to a link given by index. */
+  addAddress(link: { index: number }, cidr: string, options: { nodad?: boolean } = {}): this {
+    const index = checkIndex(link?.index, 'link.index')
+    const c = checkCidr(cidr, 'cidr')
+    return this.#add(C.RTM_NEWADDR, C.NLM_F_CREATE | C.NLM_F_EXCL, addrBody(c, index, options.nodad ? C.IFA_F_NODAD : 0), `add address ${c.address}/${c.prefix} to #${index}`)
+  }
+
+  /** Adds a route to the main table; the output link by index (`oif`). */
+  addRoute(route: Omit<RouteSpec, 'dev'> & { oif?: number }): this {
+    const r = routeMessage(route, 'add', route?.oif === undefined ? undefined : checkIndex(route.oif, 'route.oif'))
+    return this.#add(C.RTM_NEWROUTE, C.NLM_F_CREATE | C.NLM_F_EXCL, r.body, r.op)
+  }
+
+  /** Sends the requests (once); rejects with the first failure. */
+  async send(): Promise<void> {
+    if (this.#sent) throw new InvalidOptionsError('batch', 'was sent already')
+    this.#sent = true
+    try {
+      if (this.#reqs.length) await this.sendFn(this.#reqs)
+    } finally {
+      for (const fd of this.#fds.splice(0)) fs.closeSync(fd)
+    }
+  }
+
+  #add(type: number, flags: number, body: Buffer, op: string): this {
+    if (this.#sent) throw new InvalidOptionsError('batch', 'was sent already')
+    this.#reqs.push({ type, flags: flags | C.NLM_F_ACK, body, op })
+    return this
+  }
+}
