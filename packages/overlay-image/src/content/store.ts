@@ -448,7 +448,7 @@ export class ContentStore implements ContentSink, ContentSource {
    * const config = await content.readJson(manifest.config, ImageConfigSchema)
    * ```
    */
-  async readJson<S extends z.ZodType>(desc: Descriptor | string, schema: S, options: { name?: string; maxSize?: number } = {}): Promise<z.output<S>> {
+  async readJson<S extends z.core.$ZodType>(desc: Descriptor | string, schema: S, options: { name?: string; maxSize?: number } = {}): Promise<z.output<S>> {
     const bytes = await this.readBytes(desc, options.maxSize !== undefined ? { maxSize: options.maxSize } : {})
     const digest = typeof desc === 'string' ? desc : desc.digest
     const name = options.name ?? documentName(typeof desc === 'string' ? undefined : desc.mediaType)

@@ -28,7 +28,7 @@ export interface LayerRecord {
 export const LayerRecordSchema = z.looseObject({
   chainId: DigestSchema,
   diffId: DigestSchema,
-  parent: DigestSchema.nullable(),
+  parent: z.nullable(DigestSchema),
   digest: DigestSchema,
   size: z.number().int().nonnegative(),
   unpackedBytes: z.number().int().nonnegative(),
