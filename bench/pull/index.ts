@@ -5,8 +5,13 @@
  * and peak RSS. First a ~100 MiB three-layer image, then a 1 GiB single layer to show memory
  * stays flat in blob size.
  *
+ * "ours" is `dist/pull/child.bundle.mjs`: pull/child.ts bundled by esbuild, as a CLI built on
+ * the registry client would ship (a fresh Node process per pull, so start-up counts). "ours,
+ * unbundled" is the same pull importing the workspace packages as they are published (this
+ * file's --child mode): what a script that imports `@ctr/registry-client` pays.
+ *
  *   node bench/dist/pull/index.js [--rounds N] [--skip-1g] [--keep-env]
- *   node bench/dist/pull/index.js --child REF DIR HOST    (internal: one pull of ours)
+ *   node bench/dist/pull/index.js --child REF DIR HOST [sync|nosync]   (internal: one unbundled pull)
  *
  * Our child runs without NODE_EXTRA_CA_CERTS (unless --keep-env): pointed at a whole CA bundle,
  * as on some CI machines, it makes every Node process parse it at start-up (~50–90 ms here) before
@@ -83,10 +88,16 @@ async function main(): Promise<void> {
   const { NODE_EXTRA_CA_CERTS: extraCa, ...cleanEnv } = process.env
   const childEnv = argv.includes('--keep-env') ? process.env : cleanEnv
   const { startRegistry, makeImage, pushImage, ensureTools } = await import('@ctr/registry-harness')
+  const self = fileURLToPath(import.meta.url)
+  const bundle = path.join(path.dirname(self), 'child.bundle.mjs')
   await ensureTools()
+  try {
+    await fs.access(bundle)
+  } catch {
+    throw new Error(`${bundle} is missing: build the bench first (corepack pnpm --filter @ctr/bench... build)`)
+  }
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ctr-bench-pull-'))
   const registry = await startRegistry()
-  const self = fileURLToPath(import.meta.url)
   try {
     const images = [
       { label: '~100 MiB, 3 layers', layers: [50 * MiB, 30 * MiB, 20 * MiB] },
@@ -95,14 +106,15 @@ async function main(): Promise<void> {
     let busyStarts = 0
     console.log(`${rounds} rounds per tool, alternating, each run started once the CPUs are 90% idle; node ${process.version}; skopeo from Debian`)
     if (extraCa !== undefined) console.log(`NODE_EXTRA_CA_CERTS=${extraCa} ${childEnv === process.env ? 'kept' : 'unset'} for our child (--keep-env keeps it)`)
-    console.log(`${'image'.padEnd(22)}${'tool'.padEnd(16)}${'p50 s'.padStart(9)}${'min s'.padStart(9)}${'MiB/s'.padStart(9)}${'peak RSS MiB'.padStart(15)}`)
+    console.log(`${'image'.padEnd(22)}${'tool'.padEnd(17)}${'p50 s'.padStart(9)}${'min s'.padStart(9)}${'MiB/s'.padStart(9)}${'peak RSS MiB'.padStart(15)}`)
     for (const spec of images) {
       const built = await makeImage({ layers: spec.layers, dir: path.join(work, `src-${spec.layers.length}`), repository: 'bench/pull', tag: `t${spec.layers.length}` })
       const pushed = await pushImage(registry, built)
       const total = spec.layers.reduce((a, b) => a + b, 0)
       // "ours" flushes every blob to disk before renaming it into place (crash-safe, the
-      // default); "ours, no fsync" does not, like skopeo.
-      const tools = ['ours', 'ours, no fsync', 'skopeo']
+      // default); "ours, no fsync" does not, like skopeo. Both run the bundle; "ours, unbundled"
+      // is "ours" loading the packages from node_modules.
+      const tools = ['ours', 'ours, no fsync', 'ours, unbundled', 'skopeo']
       const results: Record<string, { ms: number; peakRssMiB: number }[]> = Object.fromEntries(tools.map((t) => [t, []]))
       for (let r = 0; r < rounds; r++) {
         for (const tool of r % 2 === 0 ? tools : [...tools].reverse()) {
@@ -111,7 +123,9 @@ async function main(): Promise<void> {
           const m =
             tool === 'skopeo'
               ? await measure('skopeo', ['copy', '--insecure-policy', '--src-tls-verify=false', `docker://${pushed.reference}`, `oci:${dest}:latest`])
-              : await measure(process.execPath, [self, '--child', pushed.reference, dest, registry.host, tool === 'ours' ? 'sync' : 'nosync'], childEnv)
+              : tool === 'ours, unbundled'
+                ? await measure(process.execPath, [self, '--child', pushed.reference, dest, registry.host, 'sync'], childEnv)
+                : await measure(process.execPath, [bundle, pushed.reference, dest, registry.host, tool === 'ours' ? 'sync' : 'nosync'], childEnv)
           results[tool]!.push(m)
           await fs.rm(dest, { recursive: true, force: true })
         }
@@ -120,7 +134,7 @@ async function main(): Promise<void> {
         const ms = results[tool]!.map((x) => x.ms).sort((a, b) => a - b)
         const p50 = ms[Math.floor(ms.length / 2)]!
         const rss = Math.max(...results[tool]!.map((x) => x.peakRssMiB))
-        console.log(`${spec.label.padEnd(22)}${tool.padEnd(16)}${(p50 / 1000).toFixed(2).padStart(9)}${(ms[0]! / 1000).toFixed(2).padStart(9)}${(total / MiB / (p50 / 1000)).toFixed(0).padStart(9)}${rss.toFixed(0).padStart(15)}`)
+        console.log(`${spec.label.padEnd(22)}${tool.padEnd(17)}${(p50 / 1000).toFixed(2).padStart(9)}${(ms[0]! / 1000).toFixed(2).padStart(9)}${(total / MiB / (p50 / 1000)).toFixed(0).padStart(9)}${rss.toFixed(0).padStart(15)}`)
       }
     }
     if (busyStarts > 0) console.log(`(${busyStarts} run(s) started on a busy machine after waiting 60 s: figures are noisy)`)
