@@ -7,6 +7,7 @@ import {
   DigestMismatchError,
   BlobVerifier,
   MANIFEST_ACCEPT,
+  checkDocument,
   MAX_MANIFEST_SIZE,
   OciError,
   digestOf,
@@ -25,6 +26,7 @@ import {
   type Platform,
   type Reference,
 } from '@ctr/oci'
+import * as z from 'zod/mini'
 import { Authenticator } from './auth/authenticator.js'
 import { credentialsFromDockerConfig, type Credentials } from './auth/credentials.js'
 import { RegistryError, codeForStatus } from './errors.js'
@@ -122,6 +124,11 @@ function keepCopy(stream: VerifiedStream<Buffer>, done: (copy: Buffer) => void):
   }
   return Object.assign(copy(), { [VERIFIED]: stream[VERIFIED] })
 }
+
+/** A page of `/v2/<name>/tags/list` (distribution answers `"tags": null` for none). */
+const TagListSchema = z.looseObject({ tags: z.nullish(z.array(z.string())) })
+/** A page of `/v2/_catalog`. */
+const CatalogSchema = z.looseObject({ repositories: z.nullish(z.array(z.string())) })
 
 /** How many times a dropped blob download is resumed before giving up. */
 const MAX_RESUMES = 5
@@ -543,10 +550,14 @@ export class RegistryClient {
       seen.add(path)
       const res = await this.call(ref, path, { scopes, ...(signal ? { signal } : {}) })
       if (res.statusCode !== 200) await this.fail(res, `${key} of ${ref.registry}/${key === 'tags' ? ref.repository : ''}`)
-      const body = (await res.body.json()) as Record<string, unknown>
-      const page = body[key]
-      if (page !== null && page !== undefined && !Array.isArray(page)) throw new RegistryError('ERR_REGISTRY_PROTOCOL', `${key} is not a list`)
-      out.push(...((page as string[] | null) ?? []))
+      let page: string[] | null | undefined
+      try {
+        const json = await res.body.json()
+        page = key === 'tags' ? checkDocument(TagListSchema, json, { name: 'tags' }).tags : checkDocument(CatalogSchema, json, { name: 'catalog' }).repositories
+      } catch (err) {
+        throw new RegistryError('ERR_REGISTRY_PROTOCOL', `${key} of ${ref.registry}: ${(err as Error).message}`, { url: res.url, cause: err })
+      }
+      out.push(...(page ?? []))
       const link = header(res, 'link')
       const next = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/)?.[1]
       path = next ? (next.startsWith('/') ? next : new URL(next).pathname + new URL(next).search) : undefined

@@ -117,4 +117,11 @@ describe('credentials from a Docker config.json', () => {
       expect((err as RegistryError).code).toBe('ERR_REGISTRY_AUTH_CONFIG')
     }
   })
+
+  it('names the field of a config.json that does not fit the schema', async () => {
+    const file = await config({ auths: { 'x.example': { auth: 1 } } })
+    const err = (await credentialsFromDockerConfig('x.example', file).catch((e: unknown) => e)) as RegistryError
+    expect(err.code).toBe('ERR_REGISTRY_AUTH_CONFIG')
+    expect(err.message).toContain('config.json.auths["x.example"].auth: expected a string, got 1')
+  })
 })

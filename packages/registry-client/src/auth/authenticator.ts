@@ -5,6 +5,8 @@
  * reused until `expires_in` runs out; a 401 with `insufficient_scope` fetches a token for the
  * scopes the registry asked for.
  */
+import { checkDocument } from '@ctr/oci'
+import * as z from 'zod/mini'
 import { RegistryError } from '../errors.js'
 import type { Transport } from '../transport.js'
 import { parseChallenges, type Challenge } from './challenge.js'
@@ -21,6 +23,14 @@ interface RegistryAuth {
   realm?: string
   service?: string
 }
+
+/** A token server's answer (Docker's token spec; OAuth2 servers say `access_token`). */
+const TokenResponseSchema = z.looseObject({
+  token: z.optional(z.string()),
+  access_token: z.optional(z.string()),
+  expires_in: z.optional(z.number()),
+  issued_at: z.optional(z.string()),
+})
 
 /** Seconds of `expires_in` when a token server omits it (the token spec's default). */
 const DEFAULT_EXPIRES_IN = 60
@@ -114,11 +124,17 @@ export class Authenticator {
         url: realm.toString(),
       })
     }
-    let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string }
+    let json: unknown
     try {
-      body = JSON.parse(text) as typeof body
+      json = JSON.parse(text)
     } catch (err) {
       throw new RegistryError('ERR_REGISTRY_PROTOCOL', `token server ${realm.origin} did not answer JSON`, { url: realm.toString(), cause: err })
+    }
+    let body: z.output<typeof TokenResponseSchema>
+    try {
+      body = checkDocument(TokenResponseSchema, json, { name: 'token' })
+    } catch (err) {
+      throw new RegistryError('ERR_REGISTRY_PROTOCOL', `token server ${realm.origin}: ${(err as Error).message}`, { url: realm.toString(), cause: err })
     }
     const token = body.token ?? body.access_token
     if (!token) throw new RegistryError('ERR_REGISTRY_PROTOCOL', `token server ${realm.origin} answered without a token`, { url: realm.toString() })
