@@ -222,6 +222,8 @@ interface NetlinkAddon {
   netlinkOpen(protocol: number, netnsFd: number): number
   netlinkRequest(fd: number, request: Buffer): Promise<Buffer[]>
   netlinkOpenNewNetns(protocol: number): Promise<{ fd: number; netnsFd: number }>
+  netlinkOpenNewNetnsSync(protocol: number): { fd: number; netnsFd: number }
+  netlinkRequestSync(fd: number, request: Buffer): Buffer[]
 }
 const netlinkAddon = (): NetlinkAddon => addon() as unknown as NetlinkAddon
 
@@ -243,6 +245,9 @@ export const netlinkOpen = (protocol: number, netnsFd = -1): number => netlinkAd
  */
 export const netlinkOpenNewNetns = (protocol: number): Promise<{ fd: number; netnsFd: number }> => netlinkAddon().netlinkOpenNewNetns(protocol)
 
+/** {@link netlinkOpenNewNetns}, waiting on the calling thread (no worker-thread round trip). */
+export const netlinkOpenNewNetnsSync = (protocol: number): { fd: number; netnsFd: number } => netlinkAddon().netlinkOpenNewNetnsSync(protocol)
+
 /**
  * Sends one netlink request (a complete message: header with `nlmsg_len`, flags and `nlmsg_seq`
  * set by the caller), or a batch of them (aligned messages back to back, distinct sequence
@@ -252,3 +257,11 @@ export const netlinkOpenNewNetns = (protocol: number): Promise<{ fd: number; net
  * (`EAGAIN` when the kernel did not answer within 5 s).
  */
 export const netlinkRequest = (fd: number, request: Buffer): Promise<Buffer[]> => netlinkAddon().netlinkRequest(fd, request)
+
+/**
+ * {@link netlinkRequest} on the calling thread: rtnetlink runs a request in the sender's
+ * context, so for short requests the kernel's work is the whole cost and a worker-thread round
+ * trip would be most of the latency. The thread waits as long as the kernel takes (the RTNL
+ * lock may be held by others); sockets time out after 5 s.
+ */
+export const netlinkRequestSync = (fd: number, request: Buffer): Buffer[] => netlinkAddon().netlinkRequestSync(fd, request)

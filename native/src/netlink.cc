@@ -101,28 +101,31 @@ Napi::Value NetlinkOpen(const Napi::CallbackInfo& info) {
 // keep the namespace (with `lo`, down) alive until closed or until a process joins it. The
 // thread runs from a pool worker, so neither the caller's thread nor a pool thread ever
 // changes namespace.
+// Runs on a thread of its own, which ends right after (its namespace goes with it).
+void new_netns(int protocol, OpenResult& r, int& ns) {
+  if (unshare(CLONE_NEWNET) < 0) {
+    r.err = errno;
+    r.syscall = "unshare";
+    return;
+  }
+  r = open_socket(protocol, -1);
+  if (r.fd < 0) return;
+  ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (ns < 0) {
+    r.err = errno;
+    r.syscall = "open";
+    close(r.fd);
+    r.fd = -1;
+  }
+}
+
 class NewNetnsWorker : public Napi::AsyncWorker {
  public:
   NewNetnsWorker(Napi::Env env, int protocol) : Napi::AsyncWorker(env, "ctr:netns"), deferred_(env), protocol_(protocol) {}
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    std::thread t([this] {
-      if (unshare(CLONE_NEWNET) < 0) {
-        r_.err = errno;
-        r_.syscall = "unshare";
-        return;
-      }
-      r_ = open_socket(protocol_, -1);
-      if (r_.fd < 0) return;
-      ns_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-      if (ns_ < 0) {
-        r_.err = errno;
-        r_.syscall = "open";
-        close(r_.fd);
-        r_.fd = -1;
-      }
-    });
+    std::thread t([this] { new_netns(protocol_, r_, ns_); });
     t.join();
   }
 
@@ -154,15 +157,17 @@ Napi::Value NetlinkOpenNewNetns(const Napi::CallbackInfo& info) {
   return p;
 }
 
-// Sends one request (or a batch) and collects every reply with its sequence number until the exchange
-// ends: NLMSG_DONE for a dump, NLMSG_ERROR (an ack is an error of 0) otherwise.
-class RequestWorker : public Napi::AsyncWorker {
- public:
-  RequestWorker(Napi::Env env, int fd, std::vector<uint8_t> req)
-      : Napi::AsyncWorker(env, "ctr:netlink"), deferred_(env), fd_(fd), req_(std::move(req)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
+struct Exchange {
+  std::vector<std::vector<uint8_t>> replies;
+  int err = 0;
+  const char* syscall = "";
+};
 
-  void Execute() override {
+// Sends one request (or a batch) and collects every reply with its sequence number until each
+// message's exchange ends: NLMSG_DONE for a dump, NLMSG_ERROR (an ack is an error of 0)
+// otherwise. rtnetlink runs a request in the sender's context, so the replies are queued by
+// the time sendto returns: the receive waits only for a request another thread delays.
+void exchange(int fd, const std::vector<uint8_t>& req, Exchange& r) {
     // The request is one message or a batch of them (sent in one datagram: the kernel runs
     // them in order and answers each). Every message with NLM_F_ACK, a dump, or a GET that
     // answers once, ends with its own reply; collect until each of them has.
@@ -173,8 +178,8 @@ class RequestWorker : public Napi::AsyncWorker {
       bool done;
     };
     std::vector<Pending> pending;
-    for (size_t off = 0; off < req_.size();) {
-      const struct nlmsghdr* h = (const struct nlmsghdr*)(req_.data() + off);
+    for (size_t off = 0; off < req.size();) {
+      const struct nlmsghdr* h = (const struct nlmsghdr*)(req.data() + off);
       pending.push_back({h->nlmsg_seq, (h->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP, (h->nlmsg_flags & NLM_F_ACK) != 0, false});
       off += NLMSG_ALIGN(h->nlmsg_len);
     }
@@ -183,31 +188,31 @@ class RequestWorker : public Napi::AsyncWorker {
     memset(&kernel, 0, sizeof kernel);
     kernel.nl_family = AF_NETLINK;
     ssize_t n;
-    do n = sendto(fd_, req_.data(), req_.size(), 0, (struct sockaddr*)&kernel, sizeof kernel);
+    do n = sendto(fd, req.data(), req.size(), 0, (struct sockaddr*)&kernel, sizeof kernel);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
-      err_ = errno;
-      syscall_ = "sendto";
+      r.err = errno;
+      r.syscall = "sendto";
       return;
     }
     std::vector<uint8_t> buf(1 << 16);
     while (left > 0) {
       // MSG_TRUNC: n is the datagram's real length, so a message cut short is detected
-      do n = recv(fd_, buf.data(), buf.size(), MSG_TRUNC);
+      do n = recv(fd, buf.data(), buf.size(), MSG_TRUNC);
       while (n < 0 && errno == EINTR);
       if (n > (ssize_t)buf.size()) {
-        err_ = EMSGSIZE;
-        syscall_ = "recv";
+        r.err = EMSGSIZE;
+        r.syscall = "recv";
         return;
       }
       if (n < 0) {
-        err_ = errno;
-        syscall_ = "recv";
+        r.err = errno;
+        r.syscall = "recv";
         return;
       }
       if (n == 0) {
-        err_ = ECONNRESET;
-        syscall_ = "recv";
+        r.err = ECONNRESET;
+        r.syscall = "recv";
         return;
       }
       size_t len = (size_t)n;
@@ -216,7 +221,7 @@ class RequestWorker : public Napi::AsyncWorker {
         for (auto& q : pending)
           if (q.seq == m->nlmsg_seq && !q.done) p = &q;
         if (!p) continue;  // a stale reply of an earlier, timed-out request
-        replies_.emplace_back((uint8_t*)m, (uint8_t*)m + m->nlmsg_len);
+        r.replies.emplace_back((uint8_t*)m, (uint8_t*)m + m->nlmsg_len);
         bool ends = m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_ERROR;
         // A single reply (e.g. RTM_GETLINK by name) ends it unless an ack was asked for too.
         if (!ends && !p->dump && !(m->nlmsg_flags & NLM_F_MULTI) && !p->ack) ends = true;
@@ -228,56 +233,99 @@ class RequestWorker : public Napi::AsyncWorker {
     }
   }
 
+Napi::Array replyArray(Napi::Env env, const Exchange& x) {
+  Napi::Array a = Napi::Array::New(env, x.replies.size());
+  for (size_t i = 0; i < x.replies.size(); i++)
+    a.Set((uint32_t)i, Napi::Buffer<uint8_t>::Copy(env, x.replies[i].data(), x.replies[i].size()));
+  return a;
+}
+
+// Runs exchange() on a worker thread.
+class RequestWorker : public Napi::AsyncWorker {
+ public:
+  RequestWorker(Napi::Env env, int fd, std::vector<uint8_t> req)
+      : Napi::AsyncWorker(env, "ctr:netlink"), deferred_(env), fd_(fd), req_(std::move(req)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override { exchange(fd_, req_, x_); }
+
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    if (err_ != 0) {
-      deferred_.Reject(errno_error(env, err_, syscall_, "netlink").Value());
+    if (x_.err != 0) {
+      deferred_.Reject(errno_error(env, x_.err, x_.syscall, "netlink").Value());
       return;
     }
-    Napi::Array a = Napi::Array::New(env, replies_.size());
-    for (size_t i = 0; i < replies_.size(); i++)
-      a.Set((uint32_t)i, Napi::Buffer<uint8_t>::Copy(env, replies_[i].data(), replies_[i].size()));
-    deferred_.Resolve(a);
+    deferred_.Resolve(replyArray(env, x_));
   }
 
  private:
   Napi::Promise::Deferred deferred_;
   int fd_;
   std::vector<uint8_t> req_;
-  std::vector<std::vector<uint8_t>> replies_;
-  int err_ = 0;
-  const char* syscall_ = "";
+  Exchange x_;
 };
+
+// The request of netlinkRequest(Sync): one message, or a batch — aligned messages that fill
+// the buffer exactly, with distinct sequence numbers.
+std::vector<uint8_t> checked_request(Napi::Env env, Napi::Value v) {
+  if (!v.IsBuffer()) throw Napi::TypeError::New(env, "request must be a Buffer");
+  Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+  if (b.Length() < sizeof(struct nlmsghdr))
+    throw Napi::TypeError::New(env, "request is shorter than a netlink header");
+  std::vector<uint32_t> seqs;
+  for (size_t off = 0; off < b.Length();) {
+    if (b.Length() - off < sizeof(struct nlmsghdr))
+      throw Napi::TypeError::New(env, "request is shorter than a netlink header");
+    const struct nlmsghdr* h = (const struct nlmsghdr*)(b.Data() + off);
+    if (h->nlmsg_len < sizeof(struct nlmsghdr) || off + h->nlmsg_len > b.Length())
+      throw Napi::TypeError::New(env, "request nlmsg_len does not match its length");
+    for (uint32_t s : seqs)
+      if (s == h->nlmsg_seq) throw Napi::TypeError::New(env, "requests of a batch need distinct sequence numbers");
+    seqs.push_back(h->nlmsg_seq);
+    off += NLMSG_ALIGN(h->nlmsg_len);
+  }
+  return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
+}
 
 // netlinkRequest(fd, request) → Promise<Buffer[]>. One exchange at a time per socket: the
 // caller serialises requests on a socket.
 Napi::Value NetlinkRequest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = get_i32(env, info[0], "fd");
-  if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "request must be a Buffer");
-  Napi::Buffer<uint8_t> b = info[1].As<Napi::Buffer<uint8_t>>();
-  if (b.Length() < sizeof(struct nlmsghdr))
-    throw Napi::TypeError::New(env, "request is shorter than a netlink header");
-  // One message, or a batch: aligned messages that fill the buffer exactly, with distinct
-  // sequence numbers.
-  std::vector<uint32_t> seqs;
-  for (size_t off = 0; off < b.Length();) {
-    if (b.Length() - off < sizeof(struct nlmsghdr))
-      throw Napi::TypeError::New(env, "request is shorter than a netlink header");
-    const struct nlmsghdr* h = (const struct nlmsghdr*)(b.Data() + off);
-    size_t next = off + NLMSG_ALIGN(h->nlmsg_len);
-    if (h->nlmsg_len < sizeof(struct nlmsghdr) || off + h->nlmsg_len > b.Length())
-      throw Napi::TypeError::New(env, "request nlmsg_len does not match its length");
-    for (uint32_t s : seqs)
-      if (s == h->nlmsg_seq) throw Napi::TypeError::New(env, "requests of a batch need distinct sequence numbers");
-    seqs.push_back(h->nlmsg_seq);
-    off = next;
-  }
-  auto* w = new RequestWorker(env, fd, std::vector<uint8_t>(b.Data(), b.Data() + b.Length()));
+  auto* w = new RequestWorker(env, fd, checked_request(env, info[1]));
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
+}
+
+// netlinkRequestSync(fd, request) → Buffer[]: the same exchange on the calling thread. For
+// short requests whose kernel work is the whole cost (rtnetlink runs them in the sender's
+// context): no worker-thread round trip; the caller's thread waits as long as the kernel does.
+Napi::Value NetlinkRequestSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = get_i32(env, info[0], "fd");
+  std::vector<uint8_t> req = checked_request(env, info[1]);
+  Exchange x;
+  exchange(fd, req, x);
+  if (x.err != 0) throw errno_error(env, x.err, x.syscall, "netlink");
+  return replyArray(env, x);
+}
+
+// netlinkOpenNewNetnsSync(protocol) → { fd, netnsFd }: netlinkOpenNewNetns on a short-lived
+// thread the calling thread waits for.
+Napi::Value NetlinkOpenNewNetnsSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int protocol = get_i32(env, info[0], "protocol");
+  OpenResult r;
+  int ns = -1;
+  std::thread t([&r, &ns, protocol] { new_netns(protocol, r, ns); });
+  t.join();
+  if (r.fd < 0) throw errno_error(env, r.err, r.syscall, "new network namespace");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", Napi::Number::New(env, r.fd));
+  o.Set("netnsFd", Napi::Number::New(env, ns));
+  return o;
 }
 
 }  // namespace
@@ -286,6 +334,8 @@ void RegisterNetlink(Napi::Env env, Napi::Object exports) {
   exports.Set("netlinkOpen", Napi::Function::New(env, NetlinkOpen, "netlinkOpen"));
   exports.Set("netlinkOpenNewNetns", Napi::Function::New(env, NetlinkOpenNewNetns, "netlinkOpenNewNetns"));
   exports.Set("netlinkRequest", Napi::Function::New(env, NetlinkRequest, "netlinkRequest"));
+  exports.Set("netlinkRequestSync", Napi::Function::New(env, NetlinkRequestSync, "netlinkRequestSync"));
+  exports.Set("netlinkOpenNewNetnsSync", Napi::Function::New(env, NetlinkOpenNewNetnsSync, "netlinkOpenNewNetnsSync"));
 }
 
 }  // namespace ctr

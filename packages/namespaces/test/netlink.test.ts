@@ -322,7 +322,7 @@ describe('Netlink batches and namespaces without a process', () => {
         expect(fresh.path).toBe(`/proc/self/fd/${fresh.netnsFd}`)
         expect(await fresh.netlink.links()).toEqual([{ index: 1, name: 'lo', mtu: 65536, up: false }])
         const b = fresh.netlink.batch()
-          .createVeth({ name: 'eth0', index: 2, up: true, peer: { name: 'vhost0', netns: a!.pid } })
+          .createVeth({ name: 'eth0', index: 2, mac: '02:42:0a:42:00:02', up: true, peer: { name: 'vhost0', netns: a!.pid } })
           .setLink({ index: 1 }, { up: true })
           .addAddress({ index: 2 }, '10.66.0.2/24')
           .addRoute({ dst: 'default', gateway: '10.66.0.1', oif: 2 })
@@ -332,6 +332,7 @@ describe('Netlink batches and namespaces without a process', () => {
         await nl.batch().setLink('vhost0', { master: bridge, up: true }).send()
         expect(await nl.link('vhost0')).toMatchObject({ up: true, master: 'br0', kind: 'veth' })
         expect((await fresh.netlink.links()).map((l) => [l.index, l.name, l.up])).toEqual([[1, 'lo', true], [2, 'eth0', true]])
+        expect((await fresh.netlink.link('eth0'))!.mac).toBe('02:42:0a:42:00:02')
         expect(await fresh.netlink.addresses('eth0')).toContainEqual({ link: 'eth0', cidr: '10.66.0.2/24', family: 4 })
         expect(await fresh.netlink.routes(4)).toContainEqual({ dst: 'default', gateway: '10.66.0.1', dev: 'eth0', family: 4 })
         // A process joins through /proc/self/fd/N and reaches the bridge's address.
@@ -360,9 +361,32 @@ describe('Netlink batches and namespaces without a process', () => {
       expect((await nl.links()).map((l) => l.name)).toEqual(['lo'])
       expect(() => nl.batch().addAddress({ index: 0 }, '10.0.0.1/24')).toThrow(InvalidOptionsError)
       expect(() => nl.batch().setLink('a/b', { up: true })).toThrow(InvalidOptionsError)
+      expect(() => nl.batch().createVeth({ name: 'x', mac: '02:42', peer: { name: 'y' } })).toThrow(InvalidOptionsError)
       expect(() => nl.batch().createVeth({ name: 'x', peer: { name: 'y', netns: 'relative' } })).toThrow(InvalidOptionsError)
       await nl.batch().send() // empty: nothing sent
     })
+  })
+
+  it('sendSync and openNewNetnsSync: the same on the calling thread', async () => {
+    const fresh = Netlink.openNewNetnsSync()
+    const other = Netlink.openNewNetnsSync()
+    try {
+      fresh.netlink.batch().createVeth({ name: 'eth0', index: 2, up: true, peer: { name: 'eth1', netns: other.path } }).setLink({ index: 1 }, { up: true }).addAddress({ index: 2 }, 'fd00::2/64', { nodad: true }).sendSync()
+      expect(await fresh.netlink.addresses('eth0')).toContainEqual({ link: 'eth0', cidr: 'fd00::2/64', family: 6 })
+      expect(() => fresh.netlink.batch().setLink('nope0', { up: true }).sendSync()).toThrow(/set nope0 up: ENODEV/)
+      // beside a request queued on the socket (one a worker thread waits for refuses: EBUSY)
+      const pending = fresh.netlink.links()
+      fresh.netlink.batch().setLink('eth0', { mtu: 1400 }).sendSync()
+      expect((await pending).map((l) => l.name)).toEqual(['lo', 'eth0'])
+      other.netlink.batch().setLink('eth1', { up: true }).sendSync()
+      expect((await fresh.netlink.link('eth0'))!.mtu).toBe(1400)
+      expect((await other.netlink.link('eth1'))!.up).toBe(true)
+    } finally {
+      for (const n of [fresh, other]) {
+        n.netlink.close()
+        closeFd(n.netnsFd)
+      }
+    }
   })
 })
 

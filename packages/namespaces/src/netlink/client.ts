@@ -4,7 +4,7 @@
  * here; the native addon only opens the socket (inside the asked-for netns) and moves bytes.
  */
 import fs from 'node:fs'
-import { close as closeFd, netlinkOpen, netlinkOpenNewNetns, netlinkRequest } from '@ctr/native'
+import { close as closeFd, netlinkOpen, netlinkOpenNewNetns, netlinkOpenNewNetnsSync, netlinkRequest, netlinkRequestSync } from '@ctr/native'
 import { InvalidOptionsError } from '../errors.js'
 import { formatIp, maskBytes, parseCidr, type Cidr } from './addr.js'
 import * as C from './constants.js'
@@ -88,6 +88,8 @@ export interface VethSpec {
   name: string
   /** Ask for this index (free in this namespace), so later requests of a batch can name it. */
   index?: number
+  /** The link-layer address of this end, `aa:bb:cc:dd:ee:ff` (default random). */
+  mac?: string
   up?: boolean
   mtu?: number
   /** The bridge (index) this end becomes a port of. */
@@ -184,6 +186,8 @@ export class Netlink {
   #fd: number
   #queue: Promise<unknown> = Promise.resolve()
   #pending = 0
+  /** A worker thread is receiving on the socket now. */
+  #inFlight = false
   #closed = false
 
   private constructor(fd: number) {
@@ -226,10 +230,13 @@ export class Netlink {
     this.#pending++
     const run = async (): Promise<Buffer[]> => {
       let replies: Buffer[]
+      this.#inFlight = true
       try {
         replies = await netlinkRequest(this.#fd, msg)
       } catch (err) {
         throw new NetlinkError(operation, (err as { errno?: number }).errno ?? 5, { cause: err })
+      } finally {
+        this.#inFlight = false
       }
       const out: Buffer[] = []
       for (const r of replies) {
@@ -286,56 +293,58 @@ export class Netlink {
    * ```
    */
   batch(): NetlinkBatch {
-    return new NetlinkBatch((reqs) => this.#send(reqs))
+    return new NetlinkBatch((reqs) => this.#send(reqs), (reqs) => this.#sendSync(reqs))
+  }
+
+  /** {@link openNewNetns} on the calling thread (it waits for the kernel: about a millisecond). */
+  static openNewNetnsSync(): { netlink: Netlink; netnsFd: number; path: string } {
+    let r: { fd: number; netnsFd: number }
+    try {
+      r = netlinkOpenNewNetnsSync(C.NETLINK_ROUTE)
+    } catch (err) {
+      throw new NetlinkError('create a network namespace', (err as { errno?: number }).errno ?? 5, { cause: err })
+    }
+    return { netlink: new Netlink(r.fd), netnsFd: r.netnsFd, path: `/proc/self/fd/${r.netnsFd}` }
   }
 
   /** Sends requests in one datagram; resolves once each is answered, with every reply's body per request. */
   #send(reqs: Req[]): Promise<Buffer[][]> {
     if (this.#closed) return Promise.reject(new NetlinkError(reqs[0]?.op ?? 'netlink', 9 /* EBADF */))
-    const seqs = reqs.map(() => (nextSeq = (nextSeq + 1) >>> 0))
-    const parts: Buffer[] = []
-    reqs.forEach((r, i) => {
-      const m = encodeMessage(r.type, r.flags | C.NLM_F_REQUEST, seqs[i]!, r.body)
-      parts.push(m)
-      const pad = ((m.length + 3) & ~3) - m.length
-      if (pad) parts.push(Buffer.alloc(pad))
-    })
-    const msg = Buffer.concat(parts)
+    const { msg, seqs } = encodeBatch(reqs)
     this.#pending++
     const run = async (): Promise<Buffer[][]> => {
       let replies: Buffer[]
+      this.#inFlight = true
       try {
         replies = await netlinkRequest(this.#fd, msg)
       } catch (err) {
         throw new NetlinkError(reqs.map((r) => r.op).join(', '), (err as { errno?: number }).errno ?? 5, { cause: err })
+      } finally {
+        this.#inFlight = false
       }
-      const out: Buffer[][] = reqs.map(() => [])
-      let first: NetlinkError | undefined
-      for (const r of replies) {
-        const h = parseHeader(r)
-        const i = seqs.indexOf(h.seq)
-        if (i < 0) continue
-        const op = reqs[i]!.op
-        if (h.type === C.NLMSG_DONE) {
-          // a dump can end with an error carried in NLMSG_DONE
-          const body = messageBody(r)
-          const e = body.length >= 4 ? -body.readInt32LE(0) : 0
-          if (e > 0) first ??= new NetlinkError(op, e)
-          continue
-        }
-        const e = parseError(r)
-        if (e) {
-          if (e.errno !== 0) first ??= new NetlinkError(op, e.errno, e.message ? { kernelMessage: e.message } : {})
-          continue
-        }
-        out[i]!.push(messageBody(r))
-      }
-      if (first) throw first
-      return out
+      return batchReplies(reqs, seqs, replies)
     }
     const p = this.#queue.then(run, run)
     this.#queue = p.catch(() => undefined).finally(() => this.#pending--)
     return p
+  }
+
+  /**
+   * {@link #send} on the calling thread; refused (EBUSY) while a worker thread waits for
+   * replies on this socket (requests still queued behind it are overtaken).
+   */
+  #sendSync(reqs: Req[]): Buffer[][] {
+    const op = reqs.map((r) => r.op).join(', ')
+    if (this.#closed) throw new NetlinkError(op, 9 /* EBADF */)
+    if (this.#inFlight) throw new NetlinkError(op, 16 /* EBUSY */)
+    const { msg, seqs } = encodeBatch(reqs)
+    let replies: Buffer[]
+    try {
+      replies = netlinkRequestSync(this.#fd, msg)
+    } catch (err) {
+      throw new NetlinkError(op, (err as { errno?: number }).errno ?? 5, { cause: err })
+    }
+    return batchReplies(reqs, seqs, replies)
   }
 
   #ack(type: number, flags: number, body: Buffer, operation: string): Promise<void> {
@@ -621,6 +630,46 @@ interface Req {
   op: string
 }
 
+/** Requests back to back, each padded to 4 bytes, with fresh sequence numbers. */
+function encodeBatch(reqs: Req[]): { msg: Buffer; seqs: number[] } {
+  const seqs = reqs.map(() => (nextSeq = (nextSeq + 1) >>> 0))
+  const parts: Buffer[] = []
+  reqs.forEach((r, i) => {
+    const m = encodeMessage(r.type, r.flags | C.NLM_F_REQUEST, seqs[i]!, r.body)
+    parts.push(m)
+    const pad = ((m.length + 3) & ~3) - m.length
+    if (pad) parts.push(Buffer.alloc(pad))
+  })
+  return { msg: Buffer.concat(parts), seqs }
+}
+
+/** The replies' bodies per request; throws the first failure (naming its request). */
+function batchReplies(reqs: Req[], seqs: number[], replies: Buffer[]): Buffer[][] {
+  const out: Buffer[][] = reqs.map(() => [])
+  let first: NetlinkError | undefined
+  for (const r of replies) {
+    const h = parseHeader(r)
+    const i = seqs.indexOf(h.seq)
+    if (i < 0) continue
+    const op = reqs[i]!.op
+    if (h.type === C.NLMSG_DONE) {
+      // a dump can end with an error carried in NLMSG_DONE
+      const body = messageBody(r)
+      const e = body.length >= 4 ? -body.readInt32LE(0) : 0
+      if (e > 0) first ??= new NetlinkError(op, e)
+      continue
+    }
+    const e = parseError(r)
+    if (e) {
+      if (e.errno !== 0) first ??= new NetlinkError(op, e.errno, e.message ? { kernelMessage: e.message } : {})
+      continue
+    }
+    out[i]!.push(messageBody(r))
+  }
+  if (first) throw first
+  return out
+}
+
 /**
  * Requests collected by {@link Netlink.batch} and sent in one datagram. Every request needs
  * what the kernel can resolve by itself: links by name where rtnetlink looks names up (link
@@ -633,7 +682,10 @@ export class NetlinkBatch {
   readonly #fds: number[] = []
   #sent = false
 
-  constructor(private readonly sendFn: (reqs: Req[]) => Promise<Buffer[][]>) {}
+  constructor(
+    private readonly sendFn: (reqs: Req[]) => Promise<Buffer[][]>,
+    private readonly sendSyncFn: (reqs: Req[]) => Buffer[][],
+  ) {}
 
   /** How many requests are queued. */
   get size(): number {
@@ -652,6 +704,8 @@ export class NetlinkBatch {
     const index = v.index === undefined ? 0 : checkIndex(v.index, 'index')
     const mtu = v.mtu === undefined ? [] : [u32Attr(C.IFLA_MTU, checkMtu(v.mtu))]
     const master = v.master === undefined ? [] : [u32Attr(C.IFLA_MASTER, checkIndex(v.master, 'master'))]
+    if (v.mac !== undefined && (typeof v.mac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(v.mac))) invalid('mac', `${String(v.mac)} is not a MAC address (aa:bb:cc:dd:ee:ff)`)
+    const mac = v.mac === undefined ? [] : [bytesAttr(C.IFLA_ADDRESS, Buffer.from(v.mac.split(':').map((x) => parseInt(x, 16))))]
     const nsAttr: Attr[] = []
     let where = ''
     if (v.peer.netns !== undefined) {
@@ -675,6 +729,7 @@ export class NetlinkBatch {
     const body = encodeIfInfo({ index, ...up(v.up) }, [
       strAttr(C.IFLA_IFNAME, v.name),
       ...mtu,
+      ...mac,
       ...master,
       nestAttr(C.IFLA_LINKINFO, [strAttr(C.IFLA_INFO_KIND, 'veth'), nestAttr(C.IFLA_INFO_DATA, [bytesAttr(C.VETH_INFO_PEER, peerInfo)])]),
     ])
@@ -726,6 +781,21 @@ export class NetlinkBatch {
     this.#sent = true
     try {
       if (this.#reqs.length) await this.sendFn(this.#reqs)
+    } finally {
+      for (const fd of this.#fds.splice(0)) fs.closeSync(fd)
+    }
+  }
+
+  /**
+   * {@link send} on the calling thread: no worker-thread round trip (rtnetlink does the work in
+   * the sender's context), for short requests on a socket with nothing else in flight (EBUSY
+   * otherwise). The thread waits as long as the kernel does.
+   */
+  sendSync(): void {
+    if (this.#sent) throw new InvalidOptionsError('batch', 'was sent already')
+    this.#sent = true
+    try {
+      if (this.#reqs.length) this.sendSyncFn(this.#reqs)
     } finally {
       for (const fd of this.#fds.splice(0)) fs.closeSync(fd)
     }
