@@ -162,10 +162,9 @@ describe('bridge networks', () => {
     const c2 = await rt.create({ image: env.image, name: 't2', network: 'tiny', cmd: ['true'] })
     expect([await ipOf('t1'), await ipOf('t2')]).toEqual(['10.77.0.2', '10.77.0.3'])
     // A crashed holder: an allocation whose container state no longer exists is reclaimed.
-    const ipamFile = path.join(env.dir, 'run', 'networks', 'tiny.ipam.json')
-    const ipam = JSON.parse(await fs.readFile(ipamFile, 'utf8'))
-    ipam.allocations['10.77.0.4'] = { containerId: 'f'.repeat(64), name: 'ghost', hostVeth: 'veffffffffffff' }
-    await fs.writeFile(ipamFile, JSON.stringify(ipam))
+    // (An address is held by a symlink <ip> → its holder in <network>.ipam/.)
+    const ghost = { containerId: 'f'.repeat(64), name: 'ghost', hostVeth: 'veffffffffffff' }
+    await fs.symlink(JSON.stringify(ghost), path.join(env.dir, 'run', 'networks', 'tiny.ipam', '10.77.0.4'))
     // Another runtime over the same state (a restarted process) sees t1 and t2.
     const rt2 = await Runtime.open({ root: path.join(env.dir, 'store'), stateRoot: path.join(env.dir, 'run'), cgroupParent: env.cgroupParent, fsync: false, hostNetns: host.pid })
     const c3 = await rt2.create({ image: env.image, name: 't3', network: 'tiny', cmd: ['true'] })

@@ -4,10 +4,11 @@
  * JSON file, and a hosts file every container on the network bind-mounts (so they reach each
  * other by name).
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { existsSync, promises as fs } from 'node:fs'
 import path from 'node:path'
-import { spawn, type Child } from '@ctr/namespaces'
+import { close } from '@ctr/native'
+import { Netlink, NetlinkError, type Child } from '@ctr/namespaces'
 import { containerResolvConf, type EtcFile } from '../container/etc-files.js'
 import { RuntimeError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
@@ -75,19 +76,19 @@ export class Network {
   /** A network by name. @throws RuntimeError ERR_RUNTIME_NOT_FOUND */
   static async get(name: string, o: { runtime?: Runtime } = {}): Promise<Network> {
     const store = new NetworkStore((await runtimeOf(o.runtime)).states.root)
-    const rec = await store.read(name)
+    const rec = store.read(name)
     if (!rec) throw new RuntimeError('ERR_RUNTIME_NOT_FOUND', `no such network: ${name}`)
     return new Network(rec, store)
   }
 
   static async list(o: { runtime?: Runtime } = {}): Promise<Network[]> {
     const store = new NetworkStore((await runtimeOf(o.runtime)).states.root)
-    return (await store.list()).map((r) => new Network(r, store))
+    return store.list().map((r) => new Network(r, store))
   }
 
   /** The containers holding an address on this network. */
   async containers(): Promise<{ id: string; name: string; ip: string }[]> {
-    const ipam = await this.#store.readIpam(this.name)
+    const ipam = this.#store.readIpam(this.name)
     return Object.entries(ipam.allocations).map(([ip, a]) => ({ id: a.containerId, name: a.name, ip }))
   }
 
@@ -97,7 +98,7 @@ export class Network {
    */
   async remove(): Promise<void> {
     await this.#store.locked(async () => {
-      const rec = await this.#store.read(this.name)
+      const rec = this.#store.read(this.name)
       if (!rec) return
       const ipam = await pruneStale(this.#store, rec)
       const left = Object.values(ipam.allocations)
@@ -126,8 +127,8 @@ async function createLocked(store: NetworkStore, o: Omit<NetworkCreateOptions, '
   const nameCheck = networkNameSchema.safeParse(o.name)
   if (!nameCheck.success) throw invalid('name', nameCheck.error.issues[0]!.message)
   if (o.name === 'none' || o.name === 'host') throw invalid('name', `"${o.name}" is a network mode`)
-  if (await store.read(o.name)) throw new RuntimeError('ERR_RUNTIME_CONFLICT', `network ${o.name} already exists`, { field: 'name' })
-  const others = await store.list()
+  if (store.read(o.name)) throw new RuntimeError('ERR_RUNTIME_CONFLICT', `network ${o.name} already exists`, { field: 'name' })
+  const others = store.list()
   let subnet
   if (o.subnet !== undefined) {
     try {
@@ -168,9 +169,9 @@ async function createLocked(store: NetworkStore, o: Omit<NetworkCreateOptions, '
   }
   try {
     await setupHost(rec)
-    await store.writeIpam(rec.name, { version: 1, allocations: {} })
-    await store.writeHosts(rec.name, hostsText({ version: 1, allocations: {} }))
-    await store.write(rec)
+    store.resetIpam(rec.name)
+    store.writeHosts(rec.name, hostsText({ version: 1, allocations: {} }))
+    store.write(rec)
   } catch (err) {
     await teardownLocked(store, rec).catch(() => {})
     throw err
@@ -190,28 +191,54 @@ async function setupHost(rec: NetworkRecord): Promise<void> {
   await installNat(rec.hostNetns, nftTable(rec), rec.bridge, rec.subnet)
 }
 
+/** The bridge's index in the host netns; the bridge is made again if its netns lost it (restarted). */
+async function bridgeIndex(nl: Netlink, rec: NetworkRecord): Promise<number> {
+  const l = await nl.link(rec.bridge)
+  if (l) return l.index
+  await setupHost(rec)
+  const again = await nl.link(rec.bridge)
+  if (!again) throw new RuntimeError('ERR_RUNTIME_STATE', `bridge ${rec.bridge} of network ${rec.name} is missing`)
+  return again.index
+}
+
 async function teardownLocked(store: NetworkStore, rec: NetworkRecord): Promise<void> {
   const failures: unknown[] = []
   await removeNat(rec.hostNetns, nftTable(rec)).catch((e: unknown) => failures.push(e))
   await withNetlink(rec.hostNetns, async (nl) => {
-    if (await nl.link(rec.bridge)) await nl.deleteLink(rec.bridge)
+    // Ports still there: veths whose netns the kernel has not freed yet (or a crash's).
+    const links = await nl.links()
+    if (!links.some((l) => l.name === rec.bridge)) return
+    const b = nl.batch()
+    for (const l of links) if (l.master === rec.bridge) b.deleteLink({ index: l.index })
+    await b.send().catch(() => {}) // ENODEV: freed meanwhile
+    await nl.deleteLink(rec.bridge)
   }).catch((e: unknown) => failures.push(e))
-  await store.removeFiles(rec.name)
+  store.removeFiles(rec.name)
   if (failures.length) throw failures[0]
 }
 
-/** Drops allocations whose container state no longer exists (a crash), deleting their veths. */
+/** Drops allocations whose container state no longer exists (a crash), deleting their veths. Under the lock. */
 async function pruneStale(store: NetworkStore, rec: NetworkRecord): Promise<Ipam> {
-  const ipam = await store.readIpam(rec.name)
+  const ipam = store.readIpam(rec.name)
   const stale = Object.entries(ipam.allocations).filter(([, a]) => !existsSync(path.join(store.stateRoot, a.containerId, 'state.json')))
   if (!stale.length) return ipam
-  await withNetlink(rec.hostNetns, async (nl) => {
-    for (const [, a] of stale) if (await nl.link(a.hostVeth)) await nl.deleteLink(a.hostVeth).catch(() => {})
-  }).catch(() => {})
-  for (const [ip] of stale) delete ipam.allocations[ip]
-  await store.writeIpam(rec.name, ipam)
-  await store.writeHosts(rec.name, hostsText(ipam))
+  await deleteLinks(rec.hostNetns, stale.map(([, a]) => a.hostVeth))
+  for (const [ip, a] of stale) {
+    store.release(rec.name, ip, a.containerId)
+    delete ipam.allocations[ip]
+  }
+  store.writeHosts(rec.name, hostsText(ipam))
   return ipam
+}
+
+/** Deletes links by name in the host netns, in one request; absent ones are fine. */
+async function deleteLinks(netns: NetnsRef | undefined, names: string[]): Promise<void> {
+  if (!names.length) return
+  await withNetlink(netns, async (nl) => {
+    const b = nl.batch()
+    for (const n of names) b.deleteLink(n)
+    await b.send().catch(() => {}) // ENODEV: gone with its netns already
+  }).catch(() => {})
 }
 
 function hostsText(ipam: Ipam): string {
@@ -243,9 +270,24 @@ export interface JoinOptions {
   publish?: PublishedPort[]
 }
 
-/** A container's place on a network, from create to delete. */
+/** What {@link NetworkAttachment.prepare} makes: a netns held by two fds of ours, wired to the bridge. */
+interface PreparedNetns {
+  /** `/proc/self/fd/N`: what the container joins. */
+  path: string
+  /** Closes our fds (idempotent): the netns then lives as long as a process is in it. */
+  release: () => void
+}
+
+/**
+ * A container's place on a network, from create to delete: an address at create, a network
+ * namespace made at start (see {@link prepare}), a port proxy torn down after its exit is
+ * reported (see {@link stopped}).
+ */
 export class NetworkAttachment {
   #proxy: Child | undefined
+  #prepared: Promise<PreparedNetns> | undefined
+  #started = false
+  #teardown: Promise<void> | undefined
 
   constructor(
     readonly network: NetworkRecord,
@@ -253,105 +295,161 @@ export class NetworkAttachment {
     readonly hostVeth: string,
     readonly etcFiles: EtcFile[],
     readonly publish: PublishedPort[],
-  ) {}
+  ) {
+    live.set(hostVeth, this)
+  }
 
   /**
-   * Makes the container's network namespace ready before its process runs: a holder process
-   * owns a new netns; a veth pair joins it to the bridge (`eth0` inside, with the address and
-   * a default route). The container then joins that netns (`join.net`), and `started()`
-   * lets the holder go.
+   * Makes the container's network namespace (once). No process holds it: the addon makes the
+   * namespace on a short-lived thread and hands back a socket inside it and an fd of it. One
+   * batch of requests there makes the veth pair — `eth0` (index 2: only `lo` exists yet, and
+   * a MAC derived from the address) up, its peer created directly in the host netns — and
+   * brings `lo` up, adds the address and the default route; one request in the host netns
+   * puts the peer in the bridge and up. Each runs on this thread (`sendSync`): a few tens of
+   * microseconds of kernel work each, less than a round trip through a worker thread, and
+   * start has nothing else to do meanwhile. (Made while the container's root and cgroup are,
+   * at create, it was slower: the blocked thread held up their steps.)
    */
-  async beforeStart(): Promise<{ netns: number; started: () => Promise<void>; abort: () => Promise<void> }> {
-    const rec = this.network
-    const sleep = ['/bin/sleep', '/usr/bin/sleep'].find((p) => existsSync(p)) ?? '/bin/sleep'
-    const peer = `vp${randomBytes(5).toString('hex')}`
-    const prefix = parseSubnet(rec.subnet).prefix
-    // The holder's netns and the host side (is the bridge there?) at once.
-    const [h, nl] = await Promise.allSettled([
-      spawn({ argv: [sleep, '86400'], env: {}, namespaces: ['net'], stdio: ['ignore', 'ignore', 'ignore'] }),
-      openNetlink(rec.hostNetns).then(async (nl) => {
-        try {
-          // The bridge may be gone (its netns restarted): bring it back.
-          if (!(await nl.link(rec.bridge))) await setupHost(rec)
-          return nl
-        } catch (err) {
-          nl.close()
-          throw err
-        }
-      }),
-    ])
-    if (h.status === 'rejected' || nl.status === 'rejected') {
-      if (h.status === 'fulfilled') { h.value.kill('SIGKILL'); await h.value.exited }
-      if (nl.status === 'fulfilled') nl.value.close()
-      const err = (h.status === 'rejected' ? h.reason : (nl as PromiseRejectedResult).reason) as Error
-      throw new RuntimeError('ERR_RUNTIME_START', `attach to network ${rec.name}: ${err.message}`, { cause: err })
+  prepare(): Promise<PreparedNetns> {
+    if (!this.#prepared) {
+      this.#prepared = this.#prepare()
+      this.#prepared.catch(() => {}) // start() or delete() sees the failure
     }
-    const holder = h.value
-    const host = nl.value
-    const dropHolder = async () => {
-      holder.kill('SIGKILL')
-      await holder.exited
+    return this.#prepared
+  }
+
+  async #prepare(): Promise<PreparedNetns> {
+    const rec = this.network
+    const prefix = parseSubnet(rec.subnet).prefix
+    const key = `${rec.hostNetns ?? ''}\0${rec.bridge}`
+    const host = await openNetlink(rec.hostNetns)
+    let inner: ReturnType<typeof Netlink.openNewNetnsSync> | undefined
+    const release = () => {
+      const i = inner
+      inner = undefined
+      if (!i) return
+      i.netlink.close()
+      close(i.netnsFd)
     }
     try {
+      // The bridge's index: remembered (checked below, when the peer joins it).
+      let bridge = bridges.get(key) ?? (await bridgeIndex(host, rec))
+      bridges.set(key, bridge)
+      // From here on every request waits on this thread: each is a few tens of microseconds
+      // of kernel work, less than a round trip through a worker thread.
+      const ns = (inner = Netlink.openNewNetnsSync())
+      const hostNs = rec.hostNetns ?? '/proc/self/ns/net'
+      const attach = () =>
+        ns.netlink.batch()
+          .createVeth({ name: 'eth0', index: 2, mac: macOf(this.ip), up: true, peer: { name: this.hostVeth, netns: hostNs } })
+          .setLink({ index: 1 }, { up: true })
+          .addAddress({ index: 2 }, `${this.ip}/${prefix}`)
+          .addRoute({ dst: 'default', gateway: rec.gateway, oif: 2 })
+          .sendSync()
       try {
-        await host.createVeth(this.hostVeth, peer, { peerNetns: holder.pid })
+        attach()
       } catch (err) {
-        // A veth left by a crash of this very container id: replace it.
-        if (!(await host.link(this.hostVeth))) throw err
-        await host.deleteLink(this.hostVeth)
-        await host.createVeth(this.hostVeth, peer, { peerNetns: holder.pid })
+        // A host veth left by a crash of this very container id: replace it.
+        if (!(err instanceof NetlinkError && err.errnoCode === 'EEXIST')) throw err
+        host.batch().deleteLink(this.hostVeth).sendSync()
+        attach()
       }
-      // Both ends at once: the host end into the bridge, the container end as eth0.
-      const results = await Promise.allSettled([
-        (async () => {
-          await host.setMaster(this.hostVeth, rec.bridge)
-          await host.setUp(this.hostVeth)
-        })(),
-        withNetlink(holder.pid, async (nl) => {
-          await nl.rename(peer, 'eth0')
-          await nl.addAddress('eth0', `${this.ip}/${prefix}`)
-          await nl.setUp('eth0')
-          await nl.addRoute({ dst: 'default', gateway: rec.gateway, dev: 'eth0' })
-        }),
-      ])
-      for (const r of results) if (r.status === 'rejected') throw r.reason
+      try {
+        host.batch().setLink(this.hostVeth, { master: bridge, up: true }).sendSync()
+      } catch {
+        // The bridge is not the one remembered (its netns restarted, it was made again): look again.
+        bridges.delete(key)
+        bridge = await bridgeIndex(host, rec)
+        bridges.set(key, bridge)
+        host.batch().setLink(this.hostVeth, { master: bridge, up: true }).sendSync()
+      }
+      return { path: ns.path, release }
     } catch (err) {
-      await host.deleteLink(this.hostVeth).catch(() => {})
-      await dropHolder()
-      throw new RuntimeError('ERR_RUNTIME_START', `attach to network ${rec.name}: ${(err as Error).message}`, { cause: err })
+      release()
+      await host.batch().deleteLink(this.hostVeth).send().catch(() => {})
+      throw err
     } finally {
       host.close()
     }
+  }
+
+  /**
+   * The network namespace the container's process joins (`join.net`: `/proc/self/fd/N`).
+   * `started()` closes our fds once it runs there: the namespace, and the veth pair with it,
+   * then lives as long as the container's processes.
+   */
+  async beforeStart(): Promise<{ netns: string; started: () => Promise<void>; abort: () => Promise<void> }> {
+    let p: PreparedNetns
+    try {
+      p = await this.prepare()
+    } catch (err) {
+      throw new RuntimeError('ERR_RUNTIME_START', `attach to network ${this.network.name}: ${(err as Error).message}`, { cause: err })
+    }
+    this.#started = true
     return {
-      netns: holder.pid,
+      netns: p.path,
       started: async () => {
-        await dropHolder()
-        if (this.publish.length) this.#proxy = await startProxy(rec.hostNetns, this.ip, this.publish)
+        p.release()
+        if (this.publish.length) this.#proxy = await startProxy(this.network.hostNetns, this.ip, this.publish)
       },
       abort: async () => {
-        await dropHolder()
-        await withNetlink(rec.hostNetns, (nl) => nl.deleteLink(this.hostVeth)).catch(() => {})
+        p.release()
+        await deleteLinks(this.network.hostNetns, [this.hostVeth])
       },
     }
   }
 
-  /** The container's process ended: stop its port proxy (the veth went with its netns). */
+  /**
+   * The container's process ended: its port proxy goes, in the background, after the exit is
+   * reported ({@link release} waits for it). The veth pair goes with the container's netns
+   * (the kernel frees it shortly after; a network's removal deletes what is still there).
+   */
   async stopped(): Promise<void> {
-    const p = this.#proxy
+    if (this.#teardown) return
+    const proxy = this.#proxy
     this.#proxy = undefined
-    if (p) {
-      p.kill('SIGKILL')
-      await p.exited
+    if (!proxy) {
+      this.#teardown = Promise.resolve()
+      return
     }
+    proxy.kill('SIGKILL')
+    this.#teardown = proxy.exited.then(() => undefined, () => undefined)
+  }
+
+  /** The container is deleted: whatever is left of its network side goes (`leaveNetwork` calls this). */
+  async release(): Promise<void> {
+    live.delete(this.hostVeth)
+    if (!this.#started && this.#prepared) {
+      // Made, never started: our fds held the netns (and with it the veth pair).
+      const p = await this.#prepared.catch(() => undefined)
+      p?.release()
+    }
+    await this.stopped()
+    await this.#teardown
   }
 }
+
+/**
+ * A container's MAC address, from its IPv4 address (Docker's scheme: 02:42 and the four
+ * bytes): an address handed out again comes with the same MAC, so neighbours' ARP entries for
+ * it stay right while the previous holder's netns is still being freed.
+ */
+function macOf(ip: string): string {
+  return ['02', '42', ...ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0'))].join(':')
+}
+
+/** Bridge indexes by host netns and bridge name (checked on use). */
+const bridges = new Map<string, number>()
+
+/** The attachments of this process's containers, by host veth name (see `leaveNetwork`). */
+const live = new Map<string, NetworkAttachment>()
 
 /** Allocates the container an address (and a hosts entry) and writes its /etc files. */
 export async function joinNetwork(o: JoinOptions): Promise<NetworkAttachment> {
   const store = new NetworkStore(o.stateRoot)
   const hostVeth = `ve${o.id.slice(0, 12)}`
   const { rec, ip } = await store.locked(async () => {
-    let rec = await store.read(o.network)
+    let rec = store.read(o.network)
     if (!rec) {
       if (o.network !== DEFAULT_NETWORK) throw new RuntimeError('ERR_RUNTIME_NOT_FOUND', `no such network: ${o.network}`, { field: 'network' })
       rec = await createLocked(store, { name: DEFAULT_NETWORK, ...(o.hostNetns !== undefined ? { hostNetns: o.hostNetns } : {}) }, true)
@@ -359,19 +457,15 @@ export async function joinNetwork(o: JoinOptions): Promise<NetworkAttachment> {
     const ipam = await pruneStale(store, rec)
     const s = parseSubnet(rec.subnet)
     const gw = ipToInt(rec.gateway)
+    const mine = { containerId: o.id, name: o.name, hostVeth }
     let ip: string | undefined
-    for (let n = s.base + 1; n < s.base + s.size - 1; n++) {
-      if (n === gw) continue
+    for (let n = s.base + 1; n < s.base + s.size - 1 && ip === undefined; n++) {
       const cand = intToIp(n)
-      if (!ipam.allocations[cand]) {
-        ip = cand
-        break
-      }
+      if (n !== gw && !ipam.allocations[cand] && store.allocate(rec.name, cand, mine)) ip = cand
     }
     if (!ip) throw new RuntimeError('ERR_RUNTIME_CONFLICT', `network ${rec.name} (${rec.subnet}) has no free address`, { field: 'network' })
-    ipam.allocations[ip] = { containerId: o.id, name: o.name, hostVeth }
-    await store.writeIpam(rec.name, ipam)
-    await store.writeHosts(rec.name, hostsText(ipam))
+    ipam.allocations[ip] = mine
+    store.writeHosts(rec.name, hostsText(ipam))
     return { rec, ip }
   })
   const dns = o.dns ?? rec.dns
@@ -389,26 +483,26 @@ export async function joinNetwork(o: JoinOptions): Promise<NetworkAttachment> {
 }
 
 /**
- * Releases a container's place: its host veth (if its netns still holds it), its address and
- * hosts entry; an implicit network goes with its last container. Idempotent.
+ * Releases a container's place: its address and hosts entry; an implicit network goes with
+ * its last container. Its veth pair went with its netns (the kernel frees a netns lazily: a
+ * network's removal deletes the ports its bridge still has). Idempotent.
  */
 export async function leaveNetwork(o: { stateRoot: string; id: string; network: string }): Promise<void> {
   const store = new NetworkStore(o.stateRoot)
+  const rec = store.read(o.network)
+  if (!rec) return
   await store.locked(async () => {
-    const rec = await store.read(o.network)
-    if (!rec) return
-    const ipam = await store.readIpam(rec.name)
+    if (!existsSync(store.file(rec.name, 'json'))) return
+    const ipam = store.readIpam(rec.name)
     const mine = Object.entries(ipam.allocations).filter(([, a]) => a.containerId === o.id)
-    if (mine.length) {
-      await withNetlink(rec.hostNetns, async (nl) => {
-        for (const [, a] of mine) if (await nl.link(a.hostVeth)) await nl.deleteLink(a.hostVeth).catch(() => {})
-      })
-      for (const [ip] of mine) delete ipam.allocations[ip]
-      await store.writeIpam(rec.name, ipam)
-      await store.writeHosts(rec.name, hostsText(ipam))
+    for (const [ip] of mine) {
+      store.release(rec.name, ip, o.id)
+      delete ipam.allocations[ip]
     }
+    if (mine.length) store.writeHosts(rec.name, hostsText(ipam))
     if (rec.implicit && Object.keys(ipam.allocations).length === 0) await teardownLocked(store, rec)
-  })
+    return mine.map(([, a]) => a.hostVeth)
+  }).then((veths) => Promise.all((veths ?? []).map((v) => live.get(v)?.release())))
 }
 
 /**
@@ -420,7 +514,7 @@ export async function pruneNetworks(stateRoot: string): Promise<string[]> {
   if (!existsSync(store.dir)) return []
   return store.locked(async () => {
     const removed: string[] = []
-    for (const rec of await store.list()) {
+    for (const rec of store.list()) {
       const ipam = await pruneStale(store, rec)
       if (rec.implicit && Object.keys(ipam.allocations).length === 0) {
         await teardownLocked(store, rec).catch(() => {})
@@ -433,5 +527,5 @@ export async function pruneNetworks(stateRoot: string): Promise<string[]> {
 
 /** Whether `network` (a name, not a mode) can be joined: it exists, or it is the default one. */
 export async function networkExists(stateRoot: string, network: string): Promise<boolean> {
-  return network === DEFAULT_NETWORK || (await new NetworkStore(stateRoot).read(network)) !== undefined
+  return network === DEFAULT_NETWORK || new NetworkStore(stateRoot).read(network) !== undefined
 }

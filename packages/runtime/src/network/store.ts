@@ -1,12 +1,19 @@
 /**
  * Networks on disk, beside the container states: `<stateRoot>/networks/<name>.json` (the
- * network), `<name>.ipam.json` (who holds which address) and `<name>.hosts` (the /etc/hosts
- * every container on it bind-mounts). One lock file serialises every change, across
- * processes; JSON files are replaced atomically, the hosts file is rewritten in place (bind
- * mounts keep the inode).
+ * network), `<name>.ipam/` (who holds which address: one symlink per address, `<ip>` →
+ * the holder as JSON) and `<name>.hosts` (the /etc/hosts every container on it bind-mounts).
+ *
+ * An address is taken by creating its symlink: `symlink(2)` is atomic and fails with EEXIST
+ * when the name exists, so two processes can never hold one address, and the link (with its
+ * holder) is complete from the moment it exists — no read-modify-write of a shared file, no
+ * rename. One lock file (`O_CREAT|O_EXCL`, holding the holder's pid) still serialises what
+ * must see a consistent whole: a join (network present, address, hosts file), a leave, a
+ * network's creation and removal. Every file operation under the lock is synchronous: these
+ * are a handful of tiny files, and a chain of thread-pool round trips (each waiting behind
+ * whatever else the pool is doing: snapshots, cgroups) is what made the lock slow.
  */
 import { randomBytes } from 'node:crypto'
-import { promises as fs } from 'node:fs'
+import fs from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
 import { isAlive, processStart } from '../container/process-identity.js'
@@ -38,91 +45,195 @@ export const ipamSchema = z.strictObject({ version: z.literal(1), allocations: z
 export type Ipam = z.infer<typeof ipamSchema>
 export type Allocation = z.infer<typeof allocationSchema>
 
+let selfStart: number | undefined
+
 export class NetworkStore {
   readonly dir: string
   constructor(readonly stateRoot: string) {
     this.dir = path.join(stateRoot, 'networks')
   }
 
-  file(name: string, ext: 'json' | 'ipam.json' | 'hosts'): string {
+  file(name: string, ext: 'json' | 'ipam.json' | 'ipam' | 'hosts'): string {
     return path.join(this.dir, `${name}.${ext}`)
   }
 
-  async read(name: string): Promise<NetworkRecord | undefined> {
-    const j = await readJson(this.file(name, 'json'))
-    const r = networkSchema.safeParse(j)
+  read(name: string): NetworkRecord | undefined {
+    const r = networkSchema.safeParse(readJson(this.file(name, 'json')))
     return r.success ? r.data : undefined
   }
 
-  async list(): Promise<NetworkRecord[]> {
-    const names = await fs.readdir(this.dir).catch(() => [] as string[])
-    const recs = await Promise.all(names.filter((n) => n.endsWith('.json') && !n.endsWith('.ipam.json')).map((n) => this.read(n.slice(0, -5))))
-    return recs.filter((r): r is NetworkRecord => r !== undefined)
+  list(): NetworkRecord[] {
+    let names: string[]
+    try {
+      names = fs.readdirSync(this.dir)
+    } catch {
+      return []
+    }
+    return names
+      .filter((n) => n.endsWith('.json') && !n.endsWith('.ipam.json'))
+      .map((n) => this.read(n.slice(0, -5)))
+      .filter((r): r is NetworkRecord => r !== undefined)
   }
 
-  async write(rec: NetworkRecord): Promise<void> {
-    await atomicWrite(this.file(rec.name, 'json'), JSON.stringify(rec, null, 2))
+  write(rec: NetworkRecord): void {
+    atomicWrite(this.file(rec.name, 'json'), JSON.stringify(rec, null, 2))
   }
 
-  async readIpam(name: string): Promise<Ipam> {
-    const r = ipamSchema.safeParse(await readJson(this.file(name, 'ipam.json')))
-    return r.success ? r.data : { version: 1, allocations: {} }
+  /** Every address held on a network and by whom. */
+  readIpam(name: string): Ipam {
+    const dir = this.file(name, 'ipam')
+    this.#migrate(name)
+    const allocations: Ipam['allocations'] = {}
+    let ips: string[]
+    try {
+      ips = fs.readdirSync(dir)
+    } catch {
+      return { version: 1, allocations }
+    }
+    for (const ip of ips) {
+      let target: string
+      try {
+        target = fs.readlinkSync(path.join(dir, ip))
+      } catch {
+        continue // released meanwhile, or not a link
+      }
+      const a = allocationSchema.safeParse(parseJson(target))
+      if (a.success) allocations[ip] = a.data
+    }
+    return { version: 1, allocations }
   }
 
-  async writeIpam(name: string, ipam: Ipam): Promise<void> {
-    await atomicWrite(this.file(name, 'ipam.json'), JSON.stringify(ipam, null, 2))
+  /** Takes `ip` for `a`; false when it is held already. */
+  allocate(name: string, ip: string, a: Allocation): boolean {
+    const dir = this.file(name, 'ipam')
+    try {
+      fs.symlinkSync(JSON.stringify(a), path.join(dir, ip))
+      return true
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EEXIST') return false
+      if (code !== 'ENOENT') throw err
+    }
+    fs.mkdirSync(dir, { recursive: true, mode: 0o711 })
+    return this.allocate(name, ip, a)
   }
 
-  /** Rewrites the hosts file in place (truncate + write): bind mounts of it see the change. */
-  async writeHosts(name: string, text: string): Promise<void> {
-    await fs.writeFile(this.file(name, 'hosts'), text, { mode: 0o644 })
+  /** Gives `ip` back (only if `containerId` holds it). */
+  release(name: string, ip: string, containerId: string): void {
+    const file = path.join(this.file(name, 'ipam'), ip)
+    try {
+      const a = parseJson(fs.readlinkSync(file)) as { containerId?: unknown } | undefined
+      if (a?.containerId === containerId) fs.unlinkSync(file)
+    } catch {
+      /* not held */
+    }
   }
 
-  async removeFiles(name: string): Promise<void> {
-    await Promise.all((['json', 'ipam.json', 'hosts'] as const).map((e) => fs.rm(this.file(name, e), { force: true })))
+  /** An empty IPAM (a new network). */
+  resetIpam(name: string): void {
+    fs.rmSync(this.file(name, 'ipam'), { recursive: true, force: true })
+    fs.mkdirSync(this.file(name, 'ipam'), { mode: 0o711 })
   }
 
-  /** Runs `f` holding the networks lock (a file with the holder's pid; a dead holder's lock is taken over). */
-  async locked<T>(f: () => Promise<T>): Promise<T> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o711 })
+  /**
+   * Rewrites the hosts file in place (bind mounts of it keep the inode and see the change):
+   * written over the old text and cut to the new length, not truncated to 0 first (ext4 then
+   * forces the blocks out at close).
+   */
+  writeHosts(name: string, text: string): void {
+    const fd = fs.openSync(this.file(name, 'hosts'), fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644)
+    try {
+      const b = Buffer.from(text)
+      fs.writeSync(fd, b, 0, b.length, 0)
+      fs.ftruncateSync(fd, b.length)
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
+  removeFiles(name: string): void {
+    for (const e of ['json', 'ipam.json', 'hosts'] as const) fs.rmSync(this.file(name, e), { force: true })
+    fs.rmSync(this.file(name, 'ipam'), { recursive: true, force: true })
+  }
+
+  /** An IPAM file of an earlier version (`<name>.ipam.json`) becomes links. Idempotent, safe to race. */
+  #migrate(name: string): void {
+    const old = this.file(name, 'ipam.json')
+    const j = readJson(old)
+    if (j === undefined) return
+    const r = z.object({ allocations: z.record(z.string(), allocationSchema) }).safeParse(j)
+    if (r.success) for (const [ip, a] of Object.entries(r.data.allocations)) this.allocate(name, ip, a)
+    fs.rmSync(old, { force: true })
+  }
+
+  /**
+   * Runs `f` holding the networks lock: a file created with O_EXCL holding the holder's pid
+   * and start time (a dead holder's lock is taken over). Waits in 1–3 ms steps while another
+   * process holds it.
+   */
+  async locked<T>(f: () => T | Promise<T>): Promise<T> {
     const lock = path.join(this.dir, '.lock')
-    const me = `${process.pid}:${processStart(process.pid) ?? 0}:${randomBytes(4).toString('hex')}`
+    selfStart ??= processStart(process.pid) ?? 0
+    const me = `${process.pid}:${selfStart}:${randomBytes(4).toString('hex')}`
     const deadline = Date.now() + 30_000
     for (;;) {
       try {
-        await fs.writeFile(lock, me, { flag: 'wx' })
+        const fd = fs.openSync(lock, 'wx')
+        try {
+          fs.writeSync(fd, me)
+        } finally {
+          fs.closeSync(fd)
+        }
         break
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'ENOENT') {
+          fs.mkdirSync(this.dir, { recursive: true, mode: 0o711 })
+          continue
+        }
+        if (code !== 'EEXIST') throw err
       }
-      const holder = await fs.readFile(lock, 'utf8').catch(() => '')
+      const holder = readText(lock)
       const [pid, start] = holder.split(':').map(Number)
       if (holder && !(pid && isAlive({ pid, start: start ?? 0 }))) {
         // A crashed holder: take its lock over (only if it is still the same lock).
-        if ((await fs.readFile(lock, 'utf8').catch(() => '')) === holder) await fs.rm(lock, { force: true })
+        if (readText(lock) === holder) fs.rmSync(lock, { force: true })
         continue
       }
       if (Date.now() > deadline) throw new RuntimeError('ERR_RUNTIME_STATE', `the network lock ${lock} is held by pid ${pid}`)
-      await new Promise((r) => setTimeout(r, 5 + Math.random() * 10))
+      await new Promise((r) => setTimeout(r, 1 + Math.random() * 2))
     }
     try {
       return await f()
     } finally {
-      if ((await fs.readFile(lock, 'utf8').catch(() => '')) === me) await fs.rm(lock, { force: true })
+      if (readText(lock) === me) fs.rmSync(lock, { force: true })
     }
   }
 }
 
-async function readJson(file: string): Promise<unknown> {
+function readText(file: string): string {
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8'))
+    return fs.readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
   } catch {
     return undefined
   }
 }
 
-async function atomicWrite(file: string, text: string): Promise<void> {
+function readJson(file: string): unknown {
+  const t = readText(file)
+  return t ? parseJson(t) : undefined
+}
+
+function atomicWrite(file: string, text: string): void {
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`
-  await fs.writeFile(tmp, text)
-  await fs.rename(tmp, file)
+  fs.writeFileSync(tmp, text)
+  fs.renameSync(tmp, file)
 }
