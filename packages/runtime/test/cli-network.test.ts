@@ -143,6 +143,25 @@ describe('ctr network', () => {
   })
 })
 
+describe('detached containers and --host-netns', () => {
+  it('run -d --network bridge: the monitor makes the default network in the host netns, and it goes with its container', async () => {
+    const id = (await ok(['run', '-d', '--network', 'bridge', '--name', 'dflt', env.image, 'sleep', '600'])).trim()
+    try {
+      expect(id).toMatch(/^[0-9a-f]{64}$/)
+      expect((await ok(['network', 'ls', '-q'])).split('\n')).toContain('bridge')
+      const [view] = JSON.parse(await ok(['network', 'inspect', 'bridge'])) as NetworkView[]
+      expect(view).toMatchObject({ HostNetns: host.pid })
+      expect(await host.exec(['ip', '-br', 'link', 'show', 'ctr-bridge'])).toContain('ctr-bridge')
+      const r = await ok(['exec', 'dflt', 'ip', 'route'])
+      expect(r).toMatch(/default via 10\.89\.\d+\.1 dev eth0/)
+    } finally {
+      await ok(['rm', '-f', 'dflt'])
+    }
+    expect(await ok(['network', 'ls', '-q'])).toBe('')
+    expect(await host.snapshot()).toEqual(clean)
+  })
+})
+
 describe('errors (exit 125, naming what is wrong)', () => {
   it('an unknown network, in the foreground and detached', async () => {
     for (const d of [[], ['-d']]) {

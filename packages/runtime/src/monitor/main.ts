@@ -61,6 +61,7 @@ async function main(): Promise<number> {
       stateRoot: req.stateRoot,
       registry: { insecure: req.insecure },
       ...(req.cgroupParent ? { cgroupParent: req.cgroupParent } : {}),
+      ...(req.hostNetns !== undefined ? { hostNetns: req.hostNetns } : {}),
     })
     container = await runtime.createParsed(parseOptions(createSchema, req.create), {})
   } catch (err) {

@@ -20,6 +20,8 @@ export interface MonitorRequest {
   stateRoot: string
   insecure: string[]
   cgroupParent?: string
+  /** `--host-netns`: the netns that plays the host for bridge networks (the default one is made there). */
+  hostNetns?: number | string
   /** `create()` options; the image is already in the store (pull policy `never`). */
   create: CreateInput
   meta: CliMeta

@@ -10,7 +10,6 @@ import { LogWriter } from '../../container/logs.js'
 import { createSchema, parseOptions } from '../../options/schema.js'
 import type { Runtime } from '../../runtime.js'
 import { startMonitor } from '../../monitor/protocol.js'
-import { DEFAULT_NETWORK, Network } from '../../network/network.js'
 import type { Context } from '../context.js'
 import { exitStatus, writeMeta } from '../container-view.js'
 import { ExitError, EXIT_CTR } from '../errors.js'
@@ -56,17 +55,12 @@ export async function run(ctx: Context, p: Parsed): Promise<number> {
 
 async function runDetached(ctx: Context, plan: RunPlan, create: RunPlan['create']): Promise<number> {
   const g = ctx.globals
-  // The monitor opens its own runtime, without --host-netns: a network it joins carries its
-  // host netns in its record, but the default network, made on first use, would be made in
-  // the monitor's (our real) netns. Refuse rather than touch a netns we were told to avoid.
-  if (g.hostNetns !== undefined && create.network === DEFAULT_NETWORK && !(await Network.list({ runtime: await ctx.runtime() })).some((n) => n.name === DEFAULT_NETWORK)) {
-    throw new ExitError(`ctr run -d --network ${DEFAULT_NETWORK} with --host-netns: the default network does not exist yet and a detached container's monitor would make it outside that netns: use a network made by ctr network create`, EXIT_CTR)
-  }
   const r = await startMonitor({
     root: g.root,
     stateRoot: g.stateRoot,
     insecure: g.insecure,
     ...(plan.cgroupParent ? { cgroupParent: plan.cgroupParent } : {}),
+    ...(g.hostNetns !== undefined ? { hostNetns: g.hostNetns } : {}),
     create,
     meta: plan.meta,
   }).catch((err: unknown) => {
