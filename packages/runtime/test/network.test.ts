@@ -260,6 +260,32 @@ describe('bridge networks', () => {
     expect(await host.snapshot()).toEqual(clean)
   })
 
+  it('IPv6: an address of the subnet6 beside the IPv4 one (same host number), a default route, hosts entries, an ip6 nft table', async () => {
+    const net = await Network.create({ name: 'six', subnet: '10.78.6.0/24', ipv6: true, runtime: rt })
+    expect([net.subnet6, net.gateway6]).toEqual(['fd10:a4e:600::/64', 'fd10:a4e:600::1'])
+    await expect(Network.create({ name: 'six2', subnet6: 'fd10:a4e:600:0:1::/80', runtime: rt })).rejects.toThrow(/overlaps network six/)
+    await expect(Network.create({ name: 'six3', subnet6: 'fd10::1/64', runtime: rt })).rejects.toThrow(/host bits/)
+    const a = await rt.create({ image: env.image, name: 'six-a', network: 'six', cmd: ['busybox', 'sleep', '60'] })
+    try {
+      await a.start()
+      expect(await net.containers()).toEqual([{ id: a.id, name: 'six-a', ip: '10.78.6.2', ip6: 'fd10:a4e:600::2' }])
+      const r = await run({
+        runtime: rt, image: env.image, network: 'six', timeout: 10_000,
+        cmd: ['busybox', 'sh', '-c', 'busybox ip -6 addr show dev eth0 scope global; busybox ip -6 route show default; busybox grep six-a /etc/hosts; busybox ping6 -c 1 -W 3 fd10:a4e:600::2 >/dev/null && echo pong-a; busybox ping6 -c 1 -W 3 fd10:a4e:600::1 >/dev/null && echo pong-gw'],
+      })
+      expect(r.stderr).toBe('')
+      expect(r.stdout).toContain('inet6 fd10:a4e:600::3/64')
+      expect(r.stdout).toMatch(/default via fd10:a4e:600::1 dev eth0/)
+      expect(r.stdout).toContain('10.78.6.2\tsix-a\nfd10:a4e:600::2\tsix-a\n')
+      expect(r.stdout).toContain('pong-a\npong-gw\n')
+      expect(await host.exec(['nft', 'list', 'table', 'ip6', net.bridge])).toContain(`ip6 saddr ${net.subnet6} oifname != "${net.bridge}" masquerade`)
+    } finally {
+      await a.delete({ force: true })
+      await net.remove()
+    }
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
   it('parallel creates on one network get distinct addresses and hosts entries', async () => {
     const net = await Network.create({ name: 'many', runtime: rt })
     const cs = await Promise.all(Array.from({ length: 8 }, (_, i) => rt.create({ image: env.image, name: `m${i}`, network: 'many', cmd: ['true'] })))

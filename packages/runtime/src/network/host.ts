@@ -30,9 +30,9 @@ function nft(): string {
 }
 
 /** The nft table of one network: masquerade of its subnet, forwarding, isolation from other ctr bridges. */
-export function natRuleset(table: string, bridge: string, subnet: string): string {
+export function natRuleset(table: string, bridge: string, subnet: string, family: 'ip' | 'ip6' = 'ip'): string {
   return [
-    `table ip ${table} {`,
+    `table ${family} ${table} {`,
     '  chain forward {',
     '    type filter hook forward priority 0; policy accept;',
     `    iifname "${bridge}" oifname != "${bridge}" oifname "ctr-*" drop`,
@@ -41,21 +41,29 @@ export function natRuleset(table: string, bridge: string, subnet: string): strin
     '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority 100; policy accept;',
-    `    ip saddr ${subnet} oifname != "${bridge}" masquerade`,
+    `    ${family} saddr ${subnet} oifname != "${bridge}" masquerade`,
     '  }',
     '}',
     '',
   ].join('\n')
 }
 
-/** Installs (replacing) a network's table and turns on IPv4 forwarding, in the host netns. */
-export async function installNat(netns: NetnsRef | undefined, table: string, bridge: string, subnet: string): Promise<void> {
+/**
+ * Installs (replacing) a network's tables — `ip`, and `ip6` with an IPv6 subnet — and turns on
+ * forwarding, in the host netns.
+ */
+export async function installNat(netns: NetnsRef | undefined, table: string, bridge: string, subnet: string, subnet6?: string): Promise<void> {
   // `add table` + `delete table` first makes the load idempotent; one nft transaction.
-  const script = `add table ip ${table}\ndelete table ip ${table}\n${natRuleset(table, bridge, subnet)}`
-  await runInNetns(netns, ['/bin/sh', '-c', `echo 1 > /proc/sys/net/ipv4/ip_forward && exec ${nft()} -f -`], script)
+  let script = `add table ip ${table}\ndelete table ip ${table}\n${natRuleset(table, bridge, subnet)}`
+  let sysctl = 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+  if (subnet6) {
+    script += `add table ip6 ${table}\ndelete table ip6 ${table}\n${natRuleset(table, bridge, subnet6, 'ip6')}`
+    sysctl += ' && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding'
+  }
+  await runInNetns(netns, ['/bin/sh', '-c', `${sysctl} && exec ${nft()} -f -`], script)
 }
 
-/** Removes a network's table (absent is fine). */
+/** Removes a network's tables (absent is fine). */
 export async function removeNat(netns: NetnsRef | undefined, table: string): Promise<void> {
-  await runInNetns(netns, [nft(), '-f', '-'], `add table ip ${table}\ndelete table ip ${table}\n`)
+  await runInNetns(netns, [nft(), '-f', '-'], `add table ip ${table}\ndelete table ip ${table}\nadd table ip6 ${table}\ndelete table ip6 ${table}\n`)
 }

@@ -12,7 +12,7 @@ import { Netlink, NetlinkError, type Child } from '@ctr/namespaces'
 import { containerResolvConf, type EtcFile } from '../container/etc-files.js'
 import { RuntimeError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
-import { contains, formatSubnet, intToIp, ipToInt, overlaps, parseSubnet } from './cidr.js'
+import { contains, defaultSubnet6, formatSubnet, formatSubnet6, hostAddress6, intToIp, ipToInt, overlaps, parseSubnet, parseSubnet6, type Subnet6 } from './cidr.js'
 import { installNat, removeNat } from './host.js'
 import { openNetlink, withNetlink, type NetnsRef } from './netlink.js'
 import { startProxy, type PublishedPort } from './proxy.js'
@@ -31,6 +31,13 @@ export interface NetworkCreateOptions {
   subnet?: string
   /** Default the subnet's first address. */
   gateway?: string
+  /**
+   * IPv6 too: every container gets an address of `subnet6` beside its IPv4 one (the same host
+   * number), and a default route through the bridge. Default off.
+   */
+  ipv6?: boolean
+  /** IPv6 CIDR (/48../120; implies `ipv6`); default the ULA `fd10:<the IPv4 subnet's 32 bits>::/64`. */
+  subnet6?: string
   /** Where the bridge and nft rules live: a pid or a netns path. Default the runtime's (the caller's netns). */
   hostNetns?: NetnsRef
   /** Name servers for containers' /etc/resolv.conf (default the host's, minus loopback ones). */
@@ -50,6 +57,9 @@ export class Network {
   readonly name: string
   readonly subnet: string
   readonly gateway: string
+  /** With IPv6: its subnet and the bridge's address. */
+  readonly subnet6: string | undefined
+  readonly gateway6: string | undefined
   /** The bridge's name in the host netns. */
   readonly bridge: string
   readonly hostNetns: NetnsRef | undefined
@@ -59,6 +69,8 @@ export class Network {
     this.name = rec.name
     this.subnet = rec.subnet
     this.gateway = rec.gateway
+    this.subnet6 = rec.subnet6
+    this.gateway6 = rec.gateway6
     this.bridge = rec.bridge
     this.hostNetns = rec.hostNetns
     this.#store = store
@@ -87,9 +99,13 @@ export class Network {
   }
 
   /** The containers holding an address on this network. */
-  async containers(): Promise<{ id: string; name: string; ip: string }[]> {
+  async containers(): Promise<{ id: string; name: string; ip: string; ip6?: string }[]> {
+    const rec = this.#store.read(this.name)
     const ipam = this.#store.readIpam(this.name)
-    return Object.entries(ipam.allocations).map(([ip, a]) => ({ id: a.containerId, name: a.name, ip }))
+    return Object.entries(ipam.allocations).map(([ip, a]) => {
+      const ip6 = rec ? address6(rec, ip) : undefined
+      return { id: a.containerId, name: a.name, ip, ...(ip6 ? { ip6 } : {}) }
+    })
   }
 
   /**
@@ -160,17 +176,31 @@ async function createLocked(store: NetworkStore, o: Omit<NetworkCreateOptions, '
       throw invalid('gateway', `${o.gateway} is not a host address of ${formatSubnet(subnet)}`)
     }
   }
+  let subnet6: Subnet6 | undefined
+  if (o.subnet6 !== undefined) {
+    try {
+      subnet6 = parseSubnet6(o.subnet6)
+    } catch (err) {
+      throw invalid('subnet6', (err as Error).message)
+    }
+  } else if (o.ipv6) subnet6 = defaultSubnet6(subnet)
+  if (subnet6) {
+    const clash = others.find((r) => r.subnet6 !== undefined && overlaps6(parseSubnet6(r.subnet6), subnet6!))
+    if (clash) throw new RuntimeError('ERR_RUNTIME_CONFLICT', `subnet ${formatSubnet6(subnet6)} overlaps network ${clash.name} (${clash.subnet6})`, { field: 'subnet6' })
+    if (subnet.size - 1 > 2 ** Math.min(31, 128 - subnet6.prefix)) throw invalid('subnet6', `${formatSubnet6(subnet6)} has fewer addresses than ${formatSubnet(subnet)}`)
+  }
   const bridge = bridgeName(o.name)
   if (others.some((r) => r.bridge === bridge)) throw new RuntimeError('ERR_RUNTIME_CONFLICT', `bridge ${bridge} is taken`, { field: 'name' })
   const rec: NetworkRecord = {
     version: 1, name: o.name, subnet: formatSubnet(subnet), gateway: intToIp(gateway), bridge,
+    ...(subnet6 ? { subnet6: formatSubnet6(subnet6), gateway6: hostAddress6(subnet6, gateway - subnet.base) } : {}),
     ...(o.hostNetns !== undefined ? { hostNetns: o.hostNetns } : {}),
     implicit, ...(o.dns ? { dns: o.dns } : {}), created: new Date().toISOString(),
   }
   try {
     await setupHost(rec)
     store.resetIpam(rec.name)
-    store.writeHosts(rec.name, hostsText({ version: 1, allocations: {} }))
+    store.writeHosts(rec.name, hostsText(rec, { version: 1, allocations: {} }))
     store.write(rec)
   } catch (err) {
     await teardownLocked(store, rec).catch(() => {})
@@ -186,9 +216,13 @@ async function setupHost(rec: NetworkRecord): Promise<void> {
     if (!(await nl.link(rec.bridge))) await nl.createBridge(rec.bridge)
     const addrs = await nl.addresses(rec.bridge)
     if (!addrs.some((a) => a.cidr === `${rec.gateway}/${prefix}`)) await nl.addAddress(rec.bridge, `${rec.gateway}/${prefix}`)
+    if (rec.gateway6 && rec.subnet6) {
+      const cidr6 = `${rec.gateway6}/${parseSubnet6(rec.subnet6).prefix}`
+      if (!addrs.some((a) => a.cidr === cidr6)) await nl.addAddress(rec.bridge, cidr6, { nodad: true })
+    }
     await nl.setUp(rec.bridge)
   })
-  await installNat(rec.hostNetns, nftTable(rec), rec.bridge, rec.subnet)
+  await installNat(rec.hostNetns, nftTable(rec), rec.bridge, rec.subnet, rec.subnet6)
 }
 
 /** The bridge's index in the host netns; the bridge is made again if its netns lost it (restarted). */
@@ -227,7 +261,7 @@ async function pruneStale(store: NetworkStore, rec: NetworkRecord): Promise<Ipam
     store.release(rec.name, ip, a.containerId)
     delete ipam.allocations[ip]
   }
-  store.writeHosts(rec.name, hostsText(ipam))
+  store.writeHosts(rec.name, hostsText(rec, ipam))
   return ipam
 }
 
@@ -241,7 +275,22 @@ async function deleteLinks(netns: NetnsRef | undefined, names: string[]): Promis
   }).catch(() => {})
 }
 
-function hostsText(ipam: Ipam): string {
+/** A container's IPv6 address on an IPv6 network: the same host number as its IPv4 one. */
+function address6(rec: NetworkRecord, ip: string): string | undefined {
+  if (!rec.subnet6) return undefined
+  return hostAddress6(parseSubnet6(rec.subnet6), ipToInt(ip) - parseSubnet(rec.subnet).base)
+}
+
+function overlaps6(a: Subnet6, b: Subnet6): boolean {
+  const bits = Math.min(a.prefix, b.prefix)
+  for (let bit = 0; bit < bits; bit++) {
+    const m = 0x80 >> (bit & 7)
+    if ((a.bytes[bit >> 3]! & m) !== (b.bytes[bit >> 3]! & m)) return false
+  }
+  return true
+}
+
+function hostsText(rec: NetworkRecord, ipam: Ipam): string {
   const lines = [
     '127.0.0.1\tlocalhost',
     '::1\tlocalhost ip6-localhost ip6-loopback',
@@ -252,6 +301,7 @@ function hostsText(ipam: Ipam): string {
   ]
   const entries = Object.entries(ipam.allocations).sort(([a], [b]) => ipToInt(a) - ipToInt(b))
   for (const [ip, a] of entries) lines.push(`${ip}\t${a.name}`)
+  if (rec.subnet6) for (const [ip, a] of entries) lines.push(`${address6(rec, ip)}\t${a.name}`)
   return `${lines.join('\n')}\n`
 }
 
@@ -339,13 +389,20 @@ export class NetworkAttachment {
       // of kernel work, less than a round trip through a worker thread.
       const ns = (inner = Netlink.openNewNetnsSync())
       const hostNs = rec.hostNetns ?? '/proc/self/ns/net'
-      const attach = () =>
-        ns.netlink.batch()
+      const ip6 = address6(rec, this.ip)
+      const attach = () => {
+        const b = ns.netlink.batch()
           .createVeth({ name: 'eth0', index: 2, mac: macOf(this.ip), up: true, peer: { name: this.hostVeth, netns: hostNs } })
           .setLink({ index: 1 }, { up: true })
           .addAddress({ index: 2 }, `${this.ip}/${prefix}`)
           .addRoute({ dst: 'default', gateway: rec.gateway, oif: 2 })
-          .sendSync()
+        // IPv6: usable at once (no duplicate address detection: the IPAM hands it out once).
+        if (ip6 && rec.subnet6 && rec.gateway6) {
+          b.addAddress({ index: 2 }, `${ip6}/${parseSubnet6(rec.subnet6).prefix}`, { nodad: true })
+          b.addRoute({ dst: 'default', gateway: rec.gateway6, oif: 2 })
+        }
+        b.sendSync()
+      }
       try {
         attach()
       } catch (err) {
@@ -400,20 +457,19 @@ export class NetworkAttachment {
   }
 
   /**
-   * The container's process ended: its port proxy goes, in the background, after the exit is
-   * reported ({@link release} waits for it). The veth pair goes with the container's netns
-   * (the kernel frees it shortly after; a network's removal deletes what is still there).
+   * The container's process ended: its port proxy goes (killed and reaped before the exit is
+   * reported, so that a reported exit means a closed port). The veth pair goes with the
+   * container's netns (the kernel frees it shortly after; a network's removal deletes what
+   * is still there).
    */
   async stopped(): Promise<void> {
-    if (this.#teardown) return
-    const proxy = this.#proxy
-    this.#proxy = undefined
-    if (!proxy) {
-      this.#teardown = Promise.resolve()
-      return
+    if (!this.#teardown) {
+      const proxy = this.#proxy
+      this.#proxy = undefined
+      proxy?.kill('SIGKILL')
+      this.#teardown = proxy ? proxy.exited.then(() => undefined, () => undefined) : Promise.resolve()
     }
-    proxy.kill('SIGKILL')
-    this.#teardown = proxy.exited.then(() => undefined, () => undefined)
+    await this.#teardown
   }
 
   /** The container is deleted: whatever is left of its network side goes (`leaveNetwork` calls this). */
@@ -465,7 +521,7 @@ export async function joinNetwork(o: JoinOptions): Promise<NetworkAttachment> {
     }
     if (!ip) throw new RuntimeError('ERR_RUNTIME_CONFLICT', `network ${rec.name} (${rec.subnet}) has no free address`, { field: 'network' })
     ipam.allocations[ip] = mine
-    store.writeHosts(rec.name, hostsText(ipam))
+    store.writeHosts(rec.name, hostsText(rec, ipam))
     return { rec, ip }
   })
   const dns = o.dns ?? rec.dns
@@ -499,7 +555,7 @@ export async function leaveNetwork(o: { stateRoot: string; id: string; network: 
       store.release(rec.name, ip, o.id)
       delete ipam.allocations[ip]
     }
-    if (mine.length) store.writeHosts(rec.name, hostsText(ipam))
+    if (mine.length) store.writeHosts(rec.name, hostsText(rec, ipam))
     if (rec.implicit && Object.keys(ipam.allocations).length === 0) await teardownLocked(store, rec)
     return mine.map(([, a]) => a.hostVeth)
   }).then((veths) => Promise.all((veths ?? []).map((v) => live.get(v)?.release())))

@@ -26,6 +26,9 @@ export const networkSchema = z.strictObject({
   name: z.string(),
   subnet: z.string(),
   gateway: z.string(),
+  /** IPv6 too (containers get the same host number in it). */
+  subnet6: z.string().optional(),
+  gateway6: z.string().optional(),
   bridge: z.string(),
   /** The netns the bridge and nft rules live in (absent: the creator's own). */
   hostNetns: z.union([z.number().int().positive(), z.string()]).optional(),

@@ -19,6 +19,8 @@ export const NETWORK_CREATE_SPEC: CommandSpec = {
   flags: [
     { name: 'subnet', type: 'string', value: 'cidr', description: 'IPv4 subnet (default the first free /24 of 10.89.0.0/16)' },
     { name: 'gateway', type: 'string', value: 'ip', description: 'The bridge’s address (default the subnet’s first)' },
+    { name: 'ipv6', type: 'boolean', description: 'IPv6 too: each container also gets an address of --subnet6' },
+    { name: 'subnet6', type: 'string', value: 'cidr', description: 'IPv6 subnet, /48 to /120 (implies --ipv6; default fd10:<the IPv4 subnet’s 32 bits>::/64)' },
     { name: 'dns', type: 'string', multiple: true, value: 'list', description: 'Name servers of the containers on it (default the host’s)' },
     { name: 'driver', short: 'd', type: 'string', value: 'string', description: 'Only "bridge"' },
   ],
@@ -105,9 +107,10 @@ async function view(n: Network): Promise<Record<string, unknown>> {
     Bridge: n.bridge,
     Subnet: n.subnet,
     Gateway: n.gateway,
+    EnableIPv6: n.subnet6 !== undefined,
     ...(n.hostNetns !== undefined ? { HostNetns: n.hostNetns } : {}),
-    IPAM: { Driver: 'default', Config: [{ Subnet: n.subnet, Gateway: n.gateway }] },
-    Containers: Object.fromEntries(containers.map((c) => [c.id, { Name: c.name, IPv4Address: c.ip }])),
+    IPAM: { Driver: 'default', Config: [{ Subnet: n.subnet, Gateway: n.gateway }, ...(n.subnet6 ? [{ Subnet: n.subnet6, Gateway: n.gateway6 }] : [])] },
+    Containers: Object.fromEntries(containers.map((c) => [c.id, { Name: c.name, IPv4Address: c.ip, ...(c.ip6 ? { IPv6Address: c.ip6 } : {}) }])),
   }
 }
 
@@ -117,6 +120,8 @@ async function create(ctx: Context, p: Parsed): Promise<number> {
   const name = p.args[0]!
   const subnet = str(p.values, 'subnet')
   const gateway = str(p.values, 'gateway')
+  const subnet6 = str(p.values, 'subnet6')
+  const ipv6 = bool(p.values, 'ipv6') || subnet6 !== undefined
   const dns = list(p.values, 'dns')
   for (const d of dns) {
     if (!/^\d{1,3}(\.\d{1,3}){3}$|^[0-9a-fA-F:]+$/.test(d)) throw new UsageError(`invalid argument "${d}" for "--dns" flag: an IP address`, 'network create')
@@ -124,10 +129,10 @@ async function create(ctx: Context, p: Parsed): Promise<number> {
   const rt = await ctx.runtime()
   let net: Network
   try {
-    net = await Network.create({ name, runtime: rt, ...(subnet !== undefined ? { subnet } : {}), ...(gateway !== undefined ? { gateway } : {}), ...(dns.length ? { dns } : {}) })
+    net = await Network.create({ name, runtime: rt, ...(subnet !== undefined ? { subnet } : {}), ...(gateway !== undefined ? { gateway } : {}), ...(ipv6 ? { ipv6 } : {}), ...(subnet6 !== undefined ? { subnet6 } : {}), ...(dns.length ? { dns } : {}) })
   } catch (err) {
     if (err instanceof RuntimeError && err.code === 'ERR_RUNTIME_INVALID_OPTIONS' && err.field) {
-      const flag = err.field === 'subnet' ? '--subnet' : err.field === 'gateway' ? '--gateway' : 'NETWORK'
+      const flag = err.field === 'subnet' ? '--subnet' : err.field === 'gateway' ? '--gateway' : err.field === 'subnet6' ? '--subnet6' : 'NETWORK'
       throw new UsageError(`${flag}: ${err.message}`, 'network create')
     }
     throw err
