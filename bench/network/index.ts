@@ -225,7 +225,7 @@ function setupTable(o: Options, samples: Record<string, SetupSamples>, netName: 
   const none = samples['none']!
   const br = samples[netName]!
   const w = Math.max(...SETUP_ROWS.map(([, l]) => l.length))
-  const head = `${'measure'.padEnd(w)}  ${'none p50'.padStart(8)}  ${'p99'.padStart(7)}  ${'bridge p50'.padStart(10)}  ${'p99'.padStart(7)}  ${'Δ p50 ms'.padStart(8)}  ${'Δ p99 ms'.padStart(8)}`
+  const head = `${'measure'.padEnd(w)}  ${'none p50'.padStart(8)}  ${'p99'.padStart(7)}  ${'bridge p50'.padStart(10)}  ${'p99'.padStart(7)}  ${'Δ p50 ms'.padStart(8)}  ${'Δ p99 ms'.padStart(8)}  ${'Δ paired'.padStart(8)}`
   const lines = [
     `setup cost per container (ms): ${none.run.length} measured containers per mode and measure, ${o.rounds} interleaved rounds; ` +
       `none = network: 'none', bridge = network: '${netName}' (a user-defined bridge network made once)`,
@@ -234,14 +234,15 @@ function setupTable(o: Options, samples: Record<string, SetupSamples>, netName: 
   for (const [k, label] of SETUP_ROWS) {
     const a = summarize(none[k])
     const b = summarize(br[k])
-    lines.push(`${label.padEnd(w)}  ${fmt(a?.p50).padStart(8)}  ${fmt(a?.p99).padStart(7)}  ${fmt(b?.p50).padStart(10)}  ${fmt(b?.p99).padStart(7)}  ${fmt(a && b ? b.p50 - a.p50 : undefined).padStart(8)}  ${fmt(a && b ? b.p99 - a.p99 : undefined).padStart(8)}`)
+    const paired = summarize(none[k].map((x, i) => br[k][i]! - x).filter((x) => Number.isFinite(x)))?.p50
+    lines.push(`${label.padEnd(w)}  ${fmt(a?.p50).padStart(8)}  ${fmt(a?.p99).padStart(7)}  ${fmt(b?.p50).padStart(10)}  ${fmt(b?.p99).padStart(7)}  ${fmt(a && b ? b.p50 - a.p50 : undefined).padStart(8)}  ${fmt(a && b ? b.p99 - a.p99 : undefined).padStart(8)}  ${fmt(paired).padStart(8)}`)
   }
   const a = summarize(none.createToStarted)
   const b = summarize(br.createToStarted)
   if (a && b) {
     const d = b.p50 - a.p50
     // Containers alternate mode by mode: the k-th of each mode ran side by side, so the median
-    // of their differences is the figure least moved by the shared machine's load.
+    // of their differences ("Δ paired") is the figure least moved by the shared machine's load.
     const pairs = none.createToStarted.map((x, i) => br.createToStarted[i]! - x).filter((x) => Number.isFinite(x))
     const paired = summarize(pairs)?.p50
     lines.push(
