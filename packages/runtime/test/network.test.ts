@@ -165,11 +165,16 @@ describe('bridge networks', () => {
     // (An address is held by a symlink <ip> → its holder in <network>.ipam/.)
     const ghost = { containerId: 'f'.repeat(64), name: 'ghost', hostVeth: 'veffffffffffff' }
     await fs.symlink(JSON.stringify(ghost), path.join(env.dir, 'run', 'networks', 'tiny.ipam', '10.77.0.4'))
+    // An IPAM file of the earlier format is taken over (and its crashed holder reclaimed too).
+    const oldFile = path.join(env.dir, 'run', 'networks', 'tiny.ipam.json')
+    await fs.writeFile(oldFile, JSON.stringify({ version: 1, allocations: { '10.77.0.6': { ...ghost, containerId: 'e'.repeat(64), name: 'ghost2' } } }))
     // Another runtime over the same state (a restarted process) sees t1 and t2.
     const rt2 = await Runtime.open({ root: path.join(env.dir, 'store'), stateRoot: path.join(env.dir, 'run'), cgroupParent: env.cgroupParent, fsync: false, hostNetns: host.pid })
     const c3 = await rt2.create({ image: env.image, name: 't3', network: 'tiny', cmd: ['true'] })
     expect(await ipOf('t3')).toBe('10.77.0.4')
     expect((await net.containers()).map((c) => c.name)).not.toContain('ghost')
+    expect((await net.containers()).map((c) => c.name)).not.toContain('ghost2')
+    expect(fsSync.existsSync(oldFile)).toBe(false)
     await c1.delete()
     const c4 = await rt.create({ image: env.image, name: 't4', network: 'tiny', cmd: ['true'] })
     expect(await ipOf('t4')).toBe('10.77.0.2')
