@@ -4,10 +4,12 @@ import { OciError, type OciErrorCode, type OciIssue } from './errors.js'
 import { MAX_MANIFEST_SIZE, MediaType, normalizeMediaType, type IndexMediaType, type ManifestMediaType } from './media-types.js'
 
 // The schemas are built with zod's functional API (`zod/mini`): the same parser and the same
-// `.parse`/`.safeParse` on every schema, but no chainable methods on each instance, so building
-// them costs ~1 ms instead of ~30 ms, and a bundler keeps only the parts of zod they use (a CLI
-// bundled with esbuild starts ~0.1 s sooner; see bench/README.md, bench/pull). They compose with
-// schemas built with classic `zod`: `z.nullable(DigestSchema)`, `z.object({ d: DescriptorSchema })`.
+// `.parse`/`.safeParse` on every schema, but no chainable methods, so a bundler keeps only the
+// parts of zod they use: bench/pull's CLI, bundled with esbuild, is ~75 KB where classic zod
+// (which brings every locale along) made it ~500 KB, ~40 ms more to load (bench/README.md,
+// bench/pull). Unbundled, importing zod costs ~0.1 s either way (its core imports every
+// locale), and building these schemas a few ms. They compose with classic `zod` schemas:
+// `z.nullable(DigestSchema)`, `z.object({ d: DescriptorSchema })`.
 //
 // Schemas are strict where the specs say MUST (digest format, sizes, schemaVersion, media-type
 // syntax, string annotations) and loose about fields they do not know: registries and build
