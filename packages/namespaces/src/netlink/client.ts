@@ -78,6 +78,8 @@ export type LinkRef = string | { index: number }
 /** A link's settings in one request: {@link NetlinkBatch.setLink}. */
 export interface LinkSettings {
   up?: boolean
+  /** The link-layer address, `aa:bb:cc:dd:ee:ff` (set before `up` in the same request). */
+  mac?: string
   /** The bridge's index (0: no bridge). */
   master?: number
   mtu?: number
@@ -123,6 +125,11 @@ function checkCidr(text: unknown, field: string): Cidr {
   const c = typeof text === 'string' ? parseCidr(text) : undefined
   if (!c) return invalid(field, `${JSON.stringify(text)} is not an IPv4 or IPv6 address with an optional /prefix`)
   return c
+}
+
+function checkMac(mac: unknown, field = 'mac'): Buffer {
+  if (typeof mac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) return invalid(field, `${String(mac)} is not a MAC address (aa:bb:cc:dd:ee:ff)`)
+  return Buffer.from(mac.split(':').map((x) => parseInt(x, 16)))
 }
 
 function checkIndex(i: unknown, field: string): number {
@@ -704,8 +711,7 @@ export class NetlinkBatch {
     const index = v.index === undefined ? 0 : checkIndex(v.index, 'index')
     const mtu = v.mtu === undefined ? [] : [u32Attr(C.IFLA_MTU, checkMtu(v.mtu))]
     const master = v.master === undefined ? [] : [u32Attr(C.IFLA_MASTER, checkIndex(v.master, 'master'))]
-    if (v.mac !== undefined && (typeof v.mac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(v.mac))) invalid('mac', `${String(v.mac)} is not a MAC address (aa:bb:cc:dd:ee:ff)`)
-    const mac = v.mac === undefined ? [] : [bytesAttr(C.IFLA_ADDRESS, Buffer.from(v.mac.split(':').map((x) => parseInt(x, 16))))]
+    const mac = v.mac === undefined ? [] : [bytesAttr(C.IFLA_ADDRESS, checkMac(v.mac))]
     const nsAttr: Attr[] = []
     let where = ''
     if (v.peer.netns !== undefined) {
@@ -742,6 +748,10 @@ export class NetlinkBatch {
     if (typeof s !== 'object' || s === null) invalid('settings', 'must be an object')
     const attrs: Attr[] = l.name !== undefined ? [strAttr(C.IFLA_IFNAME, l.name)] : []
     const what: string[] = []
+    if (s.mac !== undefined) {
+      attrs.push(bytesAttr(C.IFLA_ADDRESS, checkMac(s.mac)))
+      what.push(`address ${s.mac}`)
+    }
     if (s.mtu !== undefined) {
       attrs.push(u32Attr(C.IFLA_MTU, checkMtu(s.mtu)))
       what.push(`mtu ${s.mtu}`)

@@ -4,11 +4,11 @@
  * JSON file, and a hosts file every container on the network bind-mounts (so they reach each
  * other by name).
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { close } from '@ctr/native'
-import { Netlink, NetlinkError, type Child } from '@ctr/namespaces'
+import { Netlink, NetlinkError, type Child, type NetlinkBatch } from '@ctr/namespaces'
 import { containerResolvConf, type EtcFile } from '../container/etc-files.js'
 import { RuntimeError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
@@ -237,6 +237,7 @@ async function bridgeIndex(nl: Netlink, rec: NetworkRecord): Promise<number> {
 
 async function teardownLocked(store: NetworkStore, rec: NetworkRecord): Promise<void> {
   const failures: unknown[] = []
+  drainSpares(rec)
   await removeNat(rec.hostNetns, nftTable(rec)).catch((e: unknown) => failures.push(e))
   await withNetlink(rec.hostNetns, async (nl) => {
     // Ports still there: veths whose netns the kernel has not freed yet (or a crash's).
@@ -324,6 +325,8 @@ export interface JoinOptions {
 interface PreparedNetns {
   /** `/proc/self/fd/N`: what the container joins. */
   path: string
+  /** The host end of its veth (a spare's has a name of its own). */
+  hostVeth: string
   /** Closes our fds (idempotent): the netns then lives as long as a process is in it. */
   release: () => void
 }
@@ -371,7 +374,20 @@ export class NetworkAttachment {
   async #prepare(): Promise<PreparedNetns> {
     const rec = this.network
     const prefix = parseSubnet(rec.subnet).prefix
-    const key = `${rec.hostNetns ?? ''}\0${rec.bridge}`
+    const key = spareKey(rec)
+    const ip6 = address6(rec, this.ip)
+    // What makes a netns with a veth (eth0 inside, its peer in the bridge) this container's.
+    const configure = (b: NetlinkBatch) => {
+      b.setLink({ index: 1 }, { up: true })
+        .addAddress({ index: 2 }, `${this.ip}/${prefix}`)
+        .addRoute({ dst: 'default', gateway: rec.gateway, oif: 2 })
+      // IPv6: usable at once (no duplicate address detection: the IPAM hands it out once).
+      if (ip6 && rec.subnet6 && rec.gateway6) {
+        b.addAddress({ index: 2 }, `${ip6}/${parseSubnet6(rec.subnet6).prefix}`, { nodad: true })
+        b.addRoute({ dst: 'default', gateway: rec.gateway6, oif: 2 })
+      }
+      return b
+    }
     const host = await openNetlink(rec.hostNetns)
     let inner: ReturnType<typeof Netlink.openNewNetnsSync> | undefined
     const release = () => {
@@ -381,28 +397,33 @@ export class NetworkAttachment {
       i.netlink.close()
       close(i.netnsFd)
     }
+    let hostVeth = this.hostVeth
     try {
+      // From here on every request waits on this thread: each is a few tens of microseconds
+      // of kernel work, less than a round trip through a worker thread.
+      const spare = takeSpare(key)
+      if (spare) {
+        try {
+          // Still a port of the bridge (setting the same master again costs nothing).
+          host.batch().setLink(spare.peer, { master: spare.bridge }).sendSync()
+          inner = spare.ns
+          hostVeth = spare.peer
+          configure(spare.ns.netlink.batch().setLink({ index: 2 }, { mac: macOf(this.ip), up: true })).sendSync()
+          return { path: spare.ns.path, hostVeth, release }
+        } catch {
+          // The bridge changed under it: make one afresh.
+          if (inner !== spare.ns) dropSpare(spare)
+          release()
+          hostVeth = this.hostVeth
+        }
+      }
       // The bridge's index: remembered (checked below, when the peer joins it).
       let bridge = bridges.get(key) ?? (await bridgeIndex(host, rec))
       bridges.set(key, bridge)
-      // From here on every request waits on this thread: each is a few tens of microseconds
-      // of kernel work, less than a round trip through a worker thread.
       const ns = (inner = Netlink.openNewNetnsSync())
       const hostNs = rec.hostNetns ?? '/proc/self/ns/net'
-      const ip6 = address6(rec, this.ip)
-      const attach = () => {
-        const b = ns.netlink.batch()
-          .createVeth({ name: 'eth0', index: 2, mac: macOf(this.ip), up: true, peer: { name: this.hostVeth, netns: hostNs } })
-          .setLink({ index: 1 }, { up: true })
-          .addAddress({ index: 2 }, `${this.ip}/${prefix}`)
-          .addRoute({ dst: 'default', gateway: rec.gateway, oif: 2 })
-        // IPv6: usable at once (no duplicate address detection: the IPAM hands it out once).
-        if (ip6 && rec.subnet6 && rec.gateway6) {
-          b.addAddress({ index: 2 }, `${ip6}/${parseSubnet6(rec.subnet6).prefix}`, { nodad: true })
-          b.addRoute({ dst: 'default', gateway: rec.gateway6, oif: 2 })
-        }
-        b.sendSync()
-      }
+      const attach = () =>
+        configure(ns.netlink.batch().createVeth({ name: 'eth0', index: 2, mac: macOf(this.ip), up: true, peer: { name: this.hostVeth, netns: hostNs } })).sendSync()
       try {
         attach()
       } catch (err) {
@@ -420,10 +441,10 @@ export class NetworkAttachment {
         bridges.set(key, bridge)
         host.batch().setLink(this.hostVeth, { master: bridge, up: true }).sendSync()
       }
-      return { path: ns.path, release }
+      return { path: ns.path, hostVeth, release }
     } catch (err) {
       release()
-      await host.batch().deleteLink(this.hostVeth).send().catch(() => {})
+      await host.batch().deleteLink(hostVeth).send().catch(() => {})
       throw err
     } finally {
       host.close()
@@ -447,11 +468,12 @@ export class NetworkAttachment {
       netns: p.path,
       started: async () => {
         p.release()
+        refillSpares(this.network)
         if (this.publish.length) this.#proxy = await startProxy(this.network.hostNetns, this.ip, this.publish)
       },
       abort: async () => {
         p.release()
-        await deleteLinks(this.network.hostNetns, [this.hostVeth])
+        await deleteLinks(this.network.hostNetns, [p.hostVeth])
       },
     }
   }
@@ -492,6 +514,98 @@ export class NetworkAttachment {
  */
 function macOf(ip: string): string {
   return ['02', '42', ...ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0'))].join(':')
+}
+
+/**
+ * Spare network namespaces, per network: when a process starts containers on a network one
+ * after another (a second within {@link SPARE_IDLE_MS} of the first), it keeps one netns
+ * ready — `eth0` (down) inside with its peer already a port of the bridge, `lo` up — made in
+ * the background (worker threads) while the container runs. The next start then only sets
+ * the MAC, the addresses and the routes: the veth pair's creation, most of the kernel's work,
+ * is off its path. A spare unused for {@link SPARE_IDLE_MS} is closed (its netns, and the
+ * veth pair with it, go); a network's removal closes its spares.
+ */
+interface Spare {
+  ns: { netlink: Netlink; netnsFd: number; path: string }
+  peer: string
+  bridge: number
+  timer: NodeJS.Timeout
+}
+const SPARE_IDLE_MS = 2000
+const spares = new Map<string, Spare[]>()
+const spareMaking = new Set<string>()
+const lastStart = new Map<string, number>()
+
+function spareKey(rec: NetworkRecord): string {
+  return `${rec.hostNetns ?? ''}\0${rec.bridge}`
+}
+
+function dropSpare(s: Spare): void {
+  clearTimeout(s.timer)
+  s.ns.netlink.close()
+  close(s.ns.netnsFd)
+}
+
+function takeSpare(key: string): Spare | undefined {
+  const list = spares.get(key)
+  const s = list?.shift()
+  if (list && !list.length) spares.delete(key)
+  if (s) clearTimeout(s.timer)
+  return s
+}
+
+/** Closes a network's spares (before its bridge goes). */
+function drainSpares(rec: NetworkRecord): void {
+  const key = spareKey(rec)
+  for (const s of spares.get(key) ?? []) dropSpare(s)
+  spares.delete(key)
+}
+
+/** After a start: makes a spare in the background if containers are being started here one after another. */
+function refillSpares(rec: NetworkRecord): void {
+  const key = spareKey(rec)
+  const now = Date.now()
+  const last = lastStart.get(key)
+  lastStart.set(key, now)
+  if (last === undefined || now - last > SPARE_IDLE_MS || spareMaking.has(key) || spares.get(key)?.length) return
+  spareMaking.add(key)
+  void makeSpare(rec, key).catch(() => {}).finally(() => spareMaking.delete(key))
+}
+
+async function makeSpare(rec: NetworkRecord, key: string): Promise<void> {
+  const host = await openNetlink(rec.hostNetns)
+  let ns: Spare['ns'] | undefined
+  const peer = `vp${randomBytes(6).toString('hex')}`
+  try {
+    const bridge = bridges.get(key) ?? (await bridgeIndex(host, rec))
+    ns = await Netlink.openNewNetns()
+    await ns.netlink.batch()
+      .createVeth({ name: 'eth0', index: 2, peer: { name: peer, netns: rec.hostNetns ?? '/proc/self/ns/net' } })
+      .setLink({ index: 1 }, { up: true })
+      .send()
+    await host.batch().setLink(peer, { master: bridge, up: true }).send()
+    const s: Spare = {
+      ns, peer, bridge,
+      timer: setTimeout(() => {
+        const list = spares.get(key)
+        const i = list?.indexOf(s) ?? -1
+        if (i >= 0) list!.splice(i, 1)
+        if (list && !list.length) spares.delete(key)
+        dropSpare(s)
+      }, SPARE_IDLE_MS).unref(),
+    }
+    const list = spares.get(key) ?? []
+    list.push(s)
+    spares.set(key, list)
+  } catch (err) {
+    if (ns) {
+      ns.netlink.close()
+      close(ns.netnsFd)
+    }
+    throw err
+  } finally {
+    host.close()
+  }
 }
 
 /** Bridge indexes by host netns and bridge name (checked on use). */
