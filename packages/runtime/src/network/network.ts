@@ -569,7 +569,8 @@ function refillSpares(rec: NetworkRecord): void {
   lastStart.set(key, now)
   if (last === undefined || now - last > SPARE_IDLE_MS || spareMaking.has(key) || spares.get(key)?.length) return
   spareMaking.add(key)
-  void makeSpare(rec, key).catch(() => {}).finally(() => spareMaking.delete(key))
+  // Not on the start's path: even opening the host netns's socket waits for a thread.
+  setImmediate(() => void makeSpare(rec, key).catch(() => {}).finally(() => spareMaking.delete(key)))
 }
 
 async function makeSpare(rec: NetworkRecord, key: string): Promise<void> {
