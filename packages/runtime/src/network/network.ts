@@ -237,7 +237,7 @@ async function bridgeIndex(nl: Netlink, rec: NetworkRecord): Promise<number> {
 
 async function teardownLocked(store: NetworkStore, rec: NetworkRecord): Promise<void> {
   const failures: unknown[] = []
-  drainSpares(rec)
+  await drainSpares(rec)
   await removeNat(rec.hostNetns, nftTable(rec)).catch((e: unknown) => failures.push(e))
   await withNetlink(rec.hostNetns, async (nl) => {
     // Ports still there: veths whose netns the kernel has not freed yet (or a crash's).
@@ -533,7 +533,8 @@ interface Spare {
 }
 const SPARE_IDLE_MS = 2000
 const spares = new Map<string, Spare[]>()
-const spareMaking = new Set<string>()
+/** Spares being made, by network: a network's removal waits for them. */
+const spareMaking = new Map<string, Promise<void>>()
 const lastStart = new Map<string, number>()
 
 function spareKey(rec: NetworkRecord): string {
@@ -554,9 +555,11 @@ function takeSpare(key: string): Spare | undefined {
   return s
 }
 
-/** Closes a network's spares (before its bridge goes). */
-function drainSpares(rec: NetworkRecord): void {
+/** Closes a network's spares, once the one being made (if any) is there (before its bridge goes). */
+async function drainSpares(rec: NetworkRecord): Promise<void> {
   const key = spareKey(rec)
+  await spareMaking.get(key)
+  lastStart.delete(key)
   for (const s of spares.get(key) ?? []) dropSpare(s)
   spares.delete(key)
 }
@@ -568,9 +571,12 @@ function refillSpares(rec: NetworkRecord): void {
   const last = lastStart.get(key)
   lastStart.set(key, now)
   if (last === undefined || now - last > SPARE_IDLE_MS || spareMaking.has(key) || spares.get(key)?.length) return
-  spareMaking.add(key)
   // Not on the start's path: even opening the host netns's socket waits for a thread.
-  setImmediate(() => void makeSpare(rec, key).catch(() => {}).finally(() => spareMaking.delete(key)))
+  const making = new Promise<void>((resolve) => setImmediate(resolve))
+    .then(() => makeSpare(rec, key))
+    .catch(() => {})
+    .finally(() => spareMaking.delete(key))
+  spareMaking.set(key, making)
 }
 
 async function makeSpare(rec: NetworkRecord, key: string): Promise<void> {
@@ -599,6 +605,8 @@ async function makeSpare(rec: NetworkRecord, key: string): Promise<void> {
     list.push(s)
     spares.set(key, list)
   } catch (err) {
+    // Nothing half-made is left: the peer goes now (closing the netns would free it only lazily).
+    await host.batch().deleteLink(peer).send().catch(() => {})
     if (ns) {
       ns.netlink.close()
       close(ns.netnsFd)
