@@ -73,7 +73,8 @@ describe('bridge networks', () => {
     const a = await rt.create({ image: env.image, name: 'alpha', network: 'talk', cmd: ['busybox', 'sh', '-c', 'busybox nc -l -p 7000 > /tmp/got; sleep 60'] })
     await a.start()
     try {
-      const b = await run({ runtime: rt, image: env.image, name: 'beta', network: 'talk', cmd: ['busybox', 'sh', '-c', 'cat /etc/hostname; grep alpha /etc/hosts; grep beta /etc/hosts; echo hello | busybox nc alpha 7000'] })
+      // (alpha's nc may not listen yet when beta runs: beta tries again)
+      const b = await run({ runtime: rt, image: env.image, name: 'beta', network: 'talk', cmd: ['busybox', 'sh', '-c', 'cat /etc/hostname; grep alpha /etc/hosts; grep beta /etc/hosts; for i in $(busybox seq 50); do echo hello | busybox nc alpha 7000 && exit 0; sleep 0.1; done; exit 1'] })
       expect(b.exitCode, b.stderr).toBe(0)
       const [alphaIp, betaIp] = [(await net.containers()).find((c) => c.name === 'alpha')?.ip, b.stdout.split('\n')[2]?.split('\t')[0]]
       expect(b.stdout.split('\n')[0]).toBe('beta')
