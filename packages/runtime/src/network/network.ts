@@ -361,7 +361,9 @@ export class NetworkAttachment {
    * puts the peer in the bridge and up. Each runs on this thread (`sendSync`): a few tens of
    * microseconds of kernel work each, less than a round trip through a worker thread, and
    * start has nothing else to do meanwhile. (Made while the container's root and cgroup are,
-   * at create, it was slower: the blocked thread held up their steps.)
+   * at create, it was slower: the blocked thread held up their steps.) With a spare netns of
+   * the network at hand (see `refillSpares`), only the MAC, the addresses and the routes are
+   * left to set.
    */
   prepare(): Promise<PreparedNetns> {
     if (!this.#prepared) {
