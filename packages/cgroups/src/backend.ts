@@ -55,6 +55,11 @@ export interface CgroupBackend {
    * parent levels go too once empty, unless `keepParent`.
    */
   remove(deadline: number, keepParent?: boolean): Promise<void>
+  /**
+   * The fast path of a destroy: rmdir of each directory, no listing first. True when all are
+   * gone; false when one is still busy (processes or sub-cgroups: the full destroy follows).
+   */
+  removeIfEmpty(keepParent: boolean): Promise<boolean>
   /** Removes the shared parent levels (in every hierarchy) that hold no cgroup any more. */
   removeParent(): Promise<void>
 }

@@ -232,6 +232,9 @@ export class Cgroup {
    */
   async destroy(options: { timeoutMs?: number; keepParent?: boolean } = {}): Promise<void> {
     const deadline = Date.now() + (options.timeoutMs ?? 10_000)
+    // Usually the processes are gone already (a container's init exited, its pid namespace
+    // with it): then an rmdir of each directory is all it takes, without listing anything.
+    if (await this.backend.removeIfEmpty(options.keepParent ?? false)) return
     if (!(await this.backend.exists())) return
     const empty = await waitUntil(async () => {
       const procs = await this.backend.processes().catch(() => [])

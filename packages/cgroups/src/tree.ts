@@ -86,6 +86,19 @@ export async function removeTree(dir: string, deadline: number): Promise<void> {
   }
 }
 
+/** rmdir of one cgroup directory: true when it is gone (or was), false when busy or not empty. */
+export async function rmdirIfEmpty(dir: string): Promise<boolean> {
+  try {
+    await fs.rmdir(dir)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return true
+    if (code === 'EBUSY' || code === 'ENOTEMPTY') return false
+    throw new CgroupError('ERR_CGROUP_IO', `rmdir ${dir}: ${code}`, { path: dir, cause: err, ...(code ? { errnoCode: code } : {}) })
+  }
+}
+
 /**
  * Removes the shared parent levels between `base` (kept) and `dir` once they hold no other
  * cgroup: after the last container goes, nothing of ours stays on the host.

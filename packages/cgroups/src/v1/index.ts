@@ -10,7 +10,7 @@ import { CgroupError } from '../errors.js'
 import { exists, readPids, writeValue } from '../files.js'
 import type { Limits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
-import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, signalEach } from '../tree.js'
+import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
 import { freezeV2, killV2, subscribeV2 } from '../v2/core.js'
 import { applyBlkio, blkioStats, readBlkio } from './blkio.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
@@ -73,8 +73,13 @@ export class V1Backend implements CgroupBackend {
     const results = await Promise.allSettled(
       this.allPlaces().map(async (p) => {
         const isCpuset = p.controllers.includes('cpuset')
-        await mkdirBelow(p.base, p.parentDir, isCpuset ? inheritCpuset : undefined)
-        await mkdirLeaf(p.dir)
+        // The parent is usually there already (kept between containers): make it only when
+        // the leaf's mkdir says it is missing.
+        await mkdirLeaf(p.dir).catch(async (err: CgroupError) => {
+          if (err.errnoCode !== 'ENOENT') throw err
+          await mkdirBelow(p.base, p.parentDir, isCpuset ? inheritCpuset : undefined)
+          await mkdirLeaf(p.dir)
+        })
         try {
           if (isCpuset) await inheritCpuset(p.dir)
         } catch (err) {
@@ -205,6 +210,13 @@ export class V1Backend implements CgroupBackend {
         if (!keepParent) await removeIfUnused(p.base, p.parentDir)
       }),
     )
+  }
+
+  async removeIfEmpty(keepParent: boolean): Promise<boolean> {
+    const gone = await Promise.all(this.allPlaces().map((p) => rmdirIfEmpty(p.dir)))
+    if (gone.includes(false)) return false
+    if (!keepParent) await this.removeParent()
+    return true
   }
 
   async removeParent(): Promise<void> {

@@ -5,7 +5,7 @@ import type { CgroupHost } from '../detect.js'
 import { exists, readOptional } from '../files.js'
 import type { Limits } from '../limits.js'
 import { parsePsi, type CgroupStats } from '../stats.js'
-import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, signalEach } from '../tree.js'
+import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
 import { addProcessV2, delegateControllers, freezeV2, isFrozenV2, killV2, procsOf, subscribeV2 } from './core.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
 import { applyIo, ioStats, readIo } from './io.js'
@@ -113,6 +113,12 @@ export class V2Backend implements CgroupBackend {
   async remove(deadline: number, keepParent = false): Promise<void> {
     await removeTree(this.dir, deadline)
     if (!keepParent) await this.removeParent()
+  }
+
+  async removeIfEmpty(keepParent: boolean): Promise<boolean> {
+    if (!(await rmdirIfEmpty(this.dir))) return false
+    if (!keepParent) await this.removeParent()
+    return true
   }
 
   removeParent(): Promise<void> {

@@ -68,7 +68,8 @@ export interface PrepareInput {
   /**
    * Mount with overlay's `volatile` option: no syncs to the upper file system, so unmounting
    * does not flush it (a `syncfs` of the whole host disk, tens of ms). For throwaway
-   * container roots: after a crash the snapshot can only be removed, not remounted.
+   * container roots: after a crash the snapshot can only be removed, not remounted. Its
+   * record and directory are not fsynced either (creation and removal skip the store's fsync).
    */
   volatile?: boolean
 }
@@ -164,6 +165,9 @@ export class Snapshots {
       created: new Date().toISOString(),
     }
 
+    // A volatile snapshot does not survive a crash (overlay refuses its upper afterwards, and
+    // its container is gone anyway), so its record need not be durable either: no fsyncs.
+    const durable = this.#fsync && !record.volatile
     const tmp = join(paths.snapshots, tmpName(`new-${args.id}`))
     try {
       await mkdir(tmp, { mode: 0o700 })
@@ -180,7 +184,7 @@ export class Snapshots {
       if (needsEmptyLower(record)) await mkdirMode(join(tmp, 'empty'), 0o755)
       // The record, then the temporary directory's entries (its fsync covers upper/, work/,
       // merged/ too), are durable before the rename that publishes them.
-      await writeFileAtomic(join(tmp, 'snapshot.json'), JSON.stringify(record, null, 2) + '\n', { fsync: this.#fsync })
+      await writeFileAtomic(join(tmp, 'snapshot.json'), JSON.stringify(record, null, 2) + '\n', { fsync: durable })
       try {
         await rename(tmp, dir)
       } catch (err) {
@@ -190,7 +194,7 @@ export class Snapshots {
         }
         throw ioError('rename', dir, err)
       }
-      if (this.#fsync) await fsyncDir(paths.snapshots)
+      if (durable) await fsyncDir(paths.snapshots)
     } catch (err) {
       await rm(tmp, { recursive: true, force: true }).catch(() => {})
       throw err instanceof StoreError ? err : ioError('create snapshot', tmp, err)
@@ -316,7 +320,8 @@ export class Snapshots {
 
   async #removeDir(id: string): Promise<void> {
     const dir = this.paths.snapshot(id)
-    if (!(await exists(dir))) return
+    const record = await readRecord(this.paths.snapshotMeta(id)).catch(() => undefined)
+    if (!record && !(await exists(dir))) return
     await unmountAllUnder(await realpath(dir), `remove snapshot ${id}`)
     const tmp = join(this.paths.snapshots, tmpName(`rm-${id}`))
     try {
@@ -325,7 +330,9 @@ export class Snapshots {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // removed meanwhile
       throw ioError('remove snapshot', dir, err)
     }
-    if (this.#fsync) await fsyncDir(this.paths.snapshots)
+    // Durable once renamed away: a crash then leaves a temporary the next open removes. Not
+    // for a volatile snapshot, whose creation was not made durable either.
+    if (this.#fsync && !record?.volatile) await fsyncDir(this.paths.snapshots)
     await removeTree(tmp, `remove snapshot ${id}`)
   }
 
