@@ -65,8 +65,14 @@ export interface RunOptions {
   /** Milliseconds until the whole container is killed (`timedOut` is then true). */
   timeout?: number
   signal?: AbortSignal
-  /** Delete the container when done (default true). */
+  /**
+   * Delete the container when done (default true). `run()` resolves as soon as the exit and
+   * usage are known: the name is free at once, and the cgroup, snapshot and state go right
+   * after in the background — `await runtime.idle()` (or `runtime.close()`) waits for them.
+   */
   remove?: boolean
+  /** With `remove`: resolve only once the container is gone (as `docker run --rm` does). */
+  waitForRemoval?: boolean
   /** Progress of an image pull. */
   onPullProgress?: (p: unknown) => void
   /** The runtime to use; default {@link getDefaultRuntime}. */
@@ -122,10 +128,12 @@ export async function run(options: RunOptions): Promise<RunResult> {
   const t0 = performance.now()
   const { runtime: given, onPullProgress, ...rest } = options
   const o = parseOptions(runSchema, rest)
-  const { stdin, stdout = 'capture', stderr = 'capture', timeout, signal, remove = true, ...createOptions } = o
+  const { stdin, stdout = 'capture', stderr = 'capture', timeout, signal, remove = true, waitForRemoval = false, ...createOptions } = o
   signal?.throwIfAborted()
   const runtime = given ?? (await getDefaultRuntime())
-  const container = await runtime.createParsed(createOptions, { ...(onPullProgress ? { onPullProgress } : {}), ...(signal ? { signal } : {}) })
+  const container = await runtime.createParsed(createOptions, {
+    ...(onPullProgress ? { onPullProgress } : {}), ...(signal ? { signal } : {}), ...(remove ? { autoRemove: true } : {}),
+  })
   const tCreated = performance.now()
   let timedOut = false
   let aborted = false
@@ -163,9 +171,11 @@ export async function run(options: RunOptions): Promise<RunResult> {
     if (timer) clearTimeout(timer)
     signal?.removeEventListener('abort', onAbort)
   }
-  if (remove) {
+  if (remove && waitForRemoval) {
     await container.delete({ force: true })
     runtime.forget(container.id)
+  } else if (remove) {
+    await runtime.removeInBackground(container)
   }
   const tEnd = performance.now()
   return {

@@ -4,7 +4,7 @@
  * `/run/ctr`), opened on first use; open your own for other roots.
  */
 import { randomBytes } from 'node:crypto'
-import { promises as fs } from 'node:fs'
+import fsSync, { promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Cgroup, detect, type CgroupHost } from '@ctr/cgroups'
@@ -77,6 +77,14 @@ export class Runtime {
   #registry: RegistryClientOptions | RegistryClient | undefined
   #client: RegistryClient | undefined
   #containers = new Map<string, Container>()
+  /** Removals run() left to finish in the background, and those that failed. */
+  #pending = new Set<Promise<void>>()
+  #failures: unknown[] = []
+  /** Containers of ours holding a cgroup below the parent, which is kept while there are any. */
+  #live = 0
+  #parentTimer: NodeJS.Timeout | undefined
+  /** The parent's directories (one per hierarchy), once known: removed at exit if empty. */
+  #parentDirs: string[] = []
 
   private constructor(store: ImageStore, states: StateStore, host: CgroupHost, o: RuntimeOptions) {
     this.store = store
@@ -138,6 +146,93 @@ export class Runtime {
     })
   }
 
+  /**
+   * Waits until the containers `run()` removes in the background are gone (cgroup, snapshot,
+   * state). Rejects with `ERR_RUNTIME_CLEANUP` if one of those removals failed since the last
+   * call (the container is then left for {@link cleanupStale} of the next open).
+   */
+  async idle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending)
+    const failed = this.#failures.splice(0)
+    if (failed.length > 0) {
+      throw new RuntimeError('ERR_RUNTIME_CLEANUP', `${failed.length} container removal(s) failed: ${(failed[0] as Error).message}`, { cause: failed[0] })
+    }
+  }
+
+  /**
+   * Finishes this runtime's work: waits for background removals ({@link idle}), removes the
+   * cgroup parent if no container is left below it, and closes the registry client. Containers
+   * still running are not touched.
+   */
+  async close(): Promise<void> {
+    try {
+      await this.idle()
+    } finally {
+      clearTimeout(this.#parentTimer)
+      if (this.#live === 0) await this.#removeCgroupParent()
+      openRuntimes.delete(this)
+      await this.#client?.close().catch(() => {})
+    }
+  }
+
+  /**
+   * @internal run()'s removal: the name is free at once, the rest (cgroup, snapshot, state,
+   * network address) goes in the background, tracked by {@link idle}.
+   */
+  async removeInBackground(c: Container): Promise<void> {
+    await this.states.releaseName(c.id, c.name).catch(() => {})
+    const p: Promise<void> = c
+      .delete({ force: true })
+      .catch((err: unknown) => void this.#failures.push(err))
+      .finally(() => {
+        this.#pending.delete(p)
+        this.forget(c.id)
+      })
+    this.#pending.add(p)
+  }
+
+  #cgroupMade(cg: Cgroup): void {
+    this.#live++
+    clearTimeout(this.#parentTimer)
+    if (this.#parentDirs.length === 0) {
+      const levels = this.cgroupParent.split('/').length
+      for (const dir of [...(cg.paths.unified ? [cg.paths.unified] : []), ...new Set(Object.values(cg.paths.legacy))]) {
+        let d = path.dirname(dir)
+        for (let i = 0; i < levels; i++, d = path.dirname(d)) this.#parentDirs.push(d)
+      }
+      openRuntimes.add(this)
+      watchExit()
+    }
+  }
+
+  /**
+   * A container's cgroup is gone. The parent stays while more may come: making it again costs
+   * a mkdir in every hierarchy (and a cpuset copy) per container. It goes a second after the
+   * last one, at close(), or at exit.
+   */
+  #cgroupGone(): void {
+    if (--this.#live > 0) return
+    clearTimeout(this.#parentTimer)
+    this.#parentTimer = setTimeout(() => void this.#removeCgroupParent(), 1000).unref()
+  }
+
+  async #removeCgroupParent(): Promise<void> {
+    if (this.#live > 0) return
+    await Cgroup.removeParent({ parent: this.cgroupParent, host: this.cgroupHost }).catch(() => {})
+  }
+
+  /** @internal at process exit: rmdir of the parent levels that are empty (synchronously). */
+  removeCgroupParentSync(): void {
+    if (this.#live > 0) return
+    for (const d of this.#parentDirs) {
+      try {
+        fsSync.rmdirSync(d)
+      } catch {
+        // in use or gone: the levels above it stay too (the list runs leaf to top per hierarchy)
+      }
+    }
+  }
+
   /** Containers with a state in this runtime's state directory (any process's). */
   list(): Promise<ContainerState[]> {
     return this.states.list()
@@ -163,7 +258,7 @@ export class Runtime {
   }
 
   /** @internal create() after validation (run() validates its own superset). */
-  async createParsed(o: CreateOptionsParsed, extra: { onPullProgress?: (p: unknown) => void; signal?: AbortSignal }): Promise<Container> {
+  async createParsed(o: CreateOptionsParsed, extra: { onPullProgress?: (p: unknown) => void; signal?: AbortSignal; autoRemove?: boolean }): Promise<Container> {
     // Everything that can be checked without touching the system, first.
     const caps = resolveCapabilities({
       ...(o.capAdd ? { capAdd: o.capAdd } : {}), ...(o.capDrop ? { capDrop: o.capDrop } : {}), ...(o.privileged ? { privileged: true } : {}),
@@ -204,12 +299,16 @@ export class Runtime {
     })
     const res: ContainerResources = {
       id, store: this.store, states: this.states, cgroupHost: this.cgroupHost, cgroupName: id, cgroupParent: this.cgroupParent,
+      keepCgroupParent: true,
     }
     const state: ContainerState = {
       version: 1, id, name, status: 'created', owner: selfIdentity(),
       image: o.image, imageDigest: image.manifestDesc.digest, imageId: image.configDesc.digest,
       storeRoot: this.store.root, snapshot: id, rootfs: '', cgroup: { name: id, parent: this.cgroupParent },
-      config: { argv: [], env: [], cwd: '/', user: { uid: 0, gid: 0, groups: [] }, hostname, tty: o.tty ?? false, network, labels: o.labels ?? {} },
+      config: {
+        argv: [], env: [], cwd: '/', user: { uid: 0, gid: 0, groups: [] }, hostname, tty: o.tty ?? false, network, labels: o.labels ?? {},
+        ...(extra.autoRemove ? { autoRemove: true } : {}),
+      },
       created: new Date().toISOString(),
     }
     let attachment: NetworkAttachment | undefined
@@ -240,7 +339,12 @@ export class Runtime {
           })
           : writeEtcFiles(this.states.dir(id), hostname, network as 'none' | 'host'),
         this.volumesOf(o),
-        Cgroup.create(id, limits, { parent: this.cgroupParent, host: this.cgroupHost }).then((cg) => (res.cgroup = cg)),
+        Cgroup.create(id, limits, { parent: this.cgroupParent, host: this.cgroupHost }).then((cg) => {
+          res.cgroup = cg
+          this.#cgroupMade(cg)
+          res.onReleased = () => this.#cgroupGone()
+          return cg
+        }),
       ] as const)
       for (const r of steps) if (r.status === 'rejected') throw r.reason
       const [snap, user, etc, volumeMounts, cgroup] = steps.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
@@ -345,6 +449,18 @@ function defaultFilter(caps: readonly string[]): ReturnType<typeof compileSeccom
   }
   return f
 }
+
+/** Runtimes that made cgroups: their empty parents are removed when the process exits. */
+const openRuntimes = new Set<Runtime>()
+let exitHook = false
+function watchExit(): void {
+  if (exitHook) return
+  exitHook = true
+  process.once('exit', () => {
+    for (const rt of openRuntimes) rt.removeCgroupParentSync()
+  })
+}
+watchExit()
 
 let defaultRuntime: Promise<Runtime> | undefined
 

@@ -186,6 +186,28 @@ describe('crashes', () => {
   })
 })
 
+describe('removal in the background', () => {
+  it('a process that exits right after run() cuts its background removal short; the next open finishes it', async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url))
+    const script = path.join(here, 'helpers', 'crash-parent.mjs')
+    const child = spawnProcess(process.execPath, [script, env.dir + '/store', env.dir + '/run', env.cgroupParent, env.image, 'run-then-exit'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()))
+    expect(await new Promise((r) => child.once('exit', r))).toBe(0)
+    const id = /^ran (\w+)$/m.exec(out)?.[1]
+    expect(id, out).toBeDefined()
+    // Left behind: the state (marked autoRemove) and the snapshot directory.
+    const state = JSON.parse(fs.readFileSync(path.join(env.dir, 'run', id!, 'state.json'), 'utf8'))
+    expect(state.config.autoRemove).toBe(true)
+    expect(fs.existsSync(path.join(env.dir, 'store', 'snapshots', id!))).toBe(true)
+    const rt = await Runtime.open({ root: env.dir + '/store', stateRoot: env.dir + '/run', cgroupParent: env.cgroupParent, fsync: false })
+    expect((await rt.list()).map((s) => s.id)).not.toContain(id)
+    expect(await env.cgroupDirs()).toEqual([])
+    expect(fs.existsSync(path.join(env.dir, 'store', 'snapshots', id!))).toBe(false)
+    await rt.close()
+  })
+})
+
 async function waitForFile(c: Container, file: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const r = await c.exec(['test', '-e', file])

@@ -6,7 +6,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { Readable, Writable } from 'node:stream'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { run, RuntimeError, type RunOptions } from '../src/index.js'
 import { makeRuntimeEnv, type RuntimeEnv } from './helpers/runtime-env.js'
 
@@ -15,6 +15,12 @@ const go = (o: Omit<RunOptions, 'image' | 'runtime'> & { image?: string }) => ru
 
 beforeAll(async () => {
   env = await makeRuntimeEnv()
+})
+
+// run() removes its container in the background: a test's checks for "nothing created"
+// must not see the previous test's container on its way out.
+afterEach(async () => {
+  await env?.runtime.idle()
 })
 
 afterAll(async () => {
@@ -114,6 +120,7 @@ describe('timeouts and aborts kill the whole container', () => {
     const r = await go({ cmd: ['sh', '-c', 'sleep 60 & sleep 60 & wait'], timeout: 300 })
     expect(r.timedOut).toBe(true)
     expect(r.signal).toBe('SIGKILL')
+    await env.runtime.idle()
     expect(await env.cgroupDirs()).toEqual([])
   })
 
@@ -249,6 +256,34 @@ describe('hostile options are rejected before anything is created', () => {
   }
 })
 
+describe('removal', () => {
+  it('run() frees the name at once; the rest goes in the background until idle()', async () => {
+    const first = await go({ cmd: ['true'], name: 'again' })
+    const second = await go({ cmd: ['true'], name: 'again' }) // the name is free already
+    expect(second.id).not.toBe(first.id)
+    await env.runtime.idle()
+    expect(await env.runtime.list()).toEqual([])
+    expect(await env.cgroupDirs()).toEqual([])
+    expect(fs.readdirSync(path.join(env.dir, 'store', 'snapshots')).filter((n) => !n.startsWith('.'))).toEqual([])
+  })
+
+  it('waitForRemoval: the container is gone when run() resolves', async () => {
+    const r = await go({ cmd: ['true'], waitForRemoval: true })
+    expect(await env.runtime.list()).toEqual([])
+    expect((await env.cgroupDirs()).filter((d) => d.endsWith(r.id))).toEqual([])
+    expect(fs.existsSync(path.join(env.dir, 'store', 'snapshots', r.id))).toBe(false)
+  })
+
+  it('remove: false keeps the container, with its exit on disk', async () => {
+    const r = await go({ cmd: ['sh', '-c', 'exit 4'], remove: false })
+    const s = (await env.runtime.list()).find((x) => x.id === r.id)
+    expect(s).toMatchObject({ status: 'exited', exitCode: 4 })
+    expect(s?.config.autoRemove).toBeUndefined()
+    await (await env.runtime.get(r.id)).delete()
+    expect(await env.runtime.list()).toEqual([])
+  })
+})
+
 describe('nothing leaks', () => {
   const fds = () => fs.readdirSync('/proc/self/fd').length
 
@@ -261,6 +296,7 @@ describe('nothing leaks', () => {
     }
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => go({ cmd: ['sh', '-c', `echo ${i}`] })))
     expect(results.map((r) => r.stdout)).toEqual(Array.from({ length: 20 }, (_, i) => `${i}\n`))
+    await env.runtime.idle()
     expect(await env.runtime.list()).toEqual([])
     expect(await env.cgroupDirs()).toEqual([])
     expect(env.mounts()).toEqual([])

@@ -265,7 +265,9 @@ export class Container {
     s.exitCode = status.code
     s.signal = status.signal
     s.oomKilled = oomKilled
-    await this.#ctx.save(s).catch(() => {})
+    // A container removed when it exits does not need its exit on disk: if we crash before
+    // removing it, the next open releases it anyway (autoRemove), whatever its status says.
+    if (!s.config.autoRemove) await this.#ctx.save(s).catch(() => {})
     if (oomKilled) this.#emit({ type: 'oom', time: new Date() })
     this.#emit({ type: 'exit', time: new Date(), ...info })
     return info

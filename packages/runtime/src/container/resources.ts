@@ -31,6 +31,10 @@ export interface ContainerResources {
   stateDir?: boolean
   /** The bridge network holding an address for it. */
   network?: { stateRoot: string; name: string }
+  /** Leave the shared cgroup parent in place (the runtime removes it when idle). */
+  keepCgroupParent?: boolean
+  /** Called once, after the cgroup's release was attempted. */
+  onReleased?: () => void
 }
 
 export async function releaseResources(r: ContainerResources): Promise<void> {
@@ -47,7 +51,10 @@ export async function releaseResources(r: ContainerResources): Promise<void> {
   const cgroupDone = (async () => {
     if (r.cgroup) {
       const cg = r.cgroup
-      await attempt(`remove cgroup ${cg.name}`, () => cg.destroy())
+      await attempt(`remove cgroup ${cg.name}`, () => cg.destroy(r.keepCgroupParent ? { keepParent: true } : {}))
+      const done = r.onReleased
+      r.onReleased = undefined
+      done?.()
     } else if (r.cgroupName) {
       const name = r.cgroupName
       await attempt(`remove cgroup ${name}`, async () => {

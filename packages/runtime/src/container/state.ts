@@ -46,6 +46,8 @@ export const stateSchema = z.strictObject({
     labels: z.record(z.string(), z.string()),
     /** stdin kept open (`create({ interactive: true })`). */
     interactive: z.boolean().optional(),
+    /** Removed once it exits (`run()` with `remove`, `ctr run --rm`): an exited one whose owner is gone is released too. */
+    autoRemove: z.boolean().optional(),
     /** What exec from another process needs to give its processes the same restrictions. */
     security: z
       .strictObject({
@@ -180,6 +182,12 @@ export class StateStore {
     throw new RuntimeError('ERR_RUNTIME_NOT_FOUND', `no such container: ${idOrName}`)
   }
 
+  /** Frees a container's name now (its directory may stay a little longer). */
+  async releaseName(id: string, name: string): Promise<void> {
+    const link = this.#nameLink(name)
+    if ((await fs.readlink(link).catch(() => '')) === id) await fs.rm(link, { force: true })
+  }
+
   /** Removes the container's directory and frees its name. */
   async remove(id: string): Promise<void> {
     const s = await this.read(id)
@@ -197,7 +205,7 @@ export class StateStore {
  * (PDEATHSIG); if it has not yet, releasing the cgroup kills it.
  */
 export function isStale(s: ContainerState): boolean {
-  return !isAlive(s.owner) && s.status !== 'exited'
+  return !isAlive(s.owner) && (s.status !== 'exited' || s.config.autoRemove === true)
 }
 
 function safeJson(text: string): unknown {

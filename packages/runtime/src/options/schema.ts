@@ -83,6 +83,7 @@ export const runSchema = z.strictObject({
   timeout: z.number().int().positive().optional(),
   signal: z.instanceof(AbortSignal).optional(),
   remove: z.boolean().optional(),
+  waitForRemoval: z.boolean().optional(),
 })
 
 export type CreateOptionsParsed = z.infer<typeof createSchema>

@@ -53,6 +53,8 @@ export async function makeRuntimeEnv(): Promise<RuntimeEnv> {
   return {
     dir, runtime, image, cgroupParent, cgroupDirs, mounts,
     async dispose() {
+      // Background removals finish, and the cgroup parent goes if empty.
+      const closed = await runtime.close().then(() => undefined, (err: unknown) => err)
       const leftovers = { states: (await runtime.list()).map((s) => s.id), mounts: mounts(), cgroups: await cgroupDirs() }
       // Remove the parent cgroups, then the files, whatever the check says.
       for (const b of [
@@ -65,6 +67,7 @@ export async function makeRuntimeEnv(): Promise<RuntimeEnv> {
         try { (await import('@ctr/native')).umount2(m, 2) } catch { /* reported below */ }
       }
       fs.rmSync(dir, { recursive: true, force: true })
+      if (closed) throw closed
       if (leftovers.states.length || leftovers.mounts.length || leftovers.cgroups.length) {
         throw new Error(`runtime env left things behind: ${JSON.stringify(leftovers)}`)
       }
