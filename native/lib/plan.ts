@@ -99,6 +99,14 @@ export interface SpawnPlan {
   cgroupPath?: string
   /** Files the parent writes while the child waits; `{pid}` is replaced by the child's pid. */
   parentWrites: { path: string; data: string }[]
+  /**
+   * Files the parent writes while the child already runs its first steps (cgroup v1
+   * `cgroup.procs`: each attach may wait for an RCU grace period, which the child's mounts
+   * overlap). The child waits for them before `steps[awaitBeforeStep]` (`steps.length`:
+   * before exec). Required with `lateWrites`.
+   */
+  lateWrites?: { path: string; data: string }[]
+  awaitBeforeStep?: number
   /** fds the child gets: `source` (in the parent) becomes `target` (in the child). Everything else is closed. */
   fds: { source: number; target: number }[]
   steps: Step[]

@@ -164,6 +164,14 @@ std::unique_ptr<Plan> parse_plan(Napi::Env env, Napi::Object o) {
     p.parent_writes.push_back({w.Get("path").ToString().Utf8Value(),
                                w.Get("data").ToString().Utf8Value()});
   }
+  if (o.Has("lateWrites") && !o.Get("lateWrites").IsUndefined()) {
+    Napi::Array late = get_array(env, o, "lateWrites");
+    for (uint32_t i = 0; i < late.Length(); i++) {
+      Napi::Object w = late.Get(i).As<Napi::Object>();
+      p.late_writes.push_back({w.Get("path").ToString().Utf8Value(),
+                               w.Get("data").ToString().Utf8Value()});
+    }
+  }
   Napi::Array fds = get_array(env, o, "fds");
   if (fds.Length() > 64) throw_type(env, "fds: at most 64 descriptors can be passed");
   for (uint32_t i = 0; i < fds.Length(); i++) {
@@ -175,6 +183,12 @@ std::unique_ptr<Plan> parse_plan(Napi::Env env, Napi::Object o) {
     p.fds.push_back({src, dst});
   }
   parse_steps(p, env, get_array(env, o, "steps"));
+  if (!p.late_writes.empty()) {
+    int64_t at = get_int(env, o.Get("awaitBeforeStep"), "awaitBeforeStep");
+    if (at < 0 || (uint64_t)at > p.steps.size())
+      throw_type(env, "awaitBeforeStep must be a step index (0 to steps.length)");
+    p.await_step = (size_t)at;
+  }
 
   Napi::Value ev = o.Get("exec");
   if (!ev.IsObject()) throw_type(env, "exec must be an object");

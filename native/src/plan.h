@@ -100,6 +100,12 @@ struct Plan {
     std::string data;
   };
   std::vector<ParentWrite> parent_writes;
+  // Files the parent writes while the child already sets up (cgroup.procs: on cgroup v1 each
+  // attach can wait for an RCU grace period, milliseconds the child's mounts can overlap).
+  // The child waits for them just before steps[await_step] (== steps.size(): before exec).
+  // Empty: no second wait.
+  std::vector<ParentWrite> late_writes;
+  size_t await_step = 0;
 
   std::vector<FdMove> fds;
   std::vector<Step> steps;

@@ -224,6 +224,23 @@ SpawnOutcome spawn_process(Plan& plan) {
     kill_and_reap(target_fd.fd);
     return parent_error("write", "spawn sync pipe", e);
   }
+
+  // The child sets up meanwhile and waits again before steps[await_step]. A child that failed
+  // in between has exited with a report: after killing and reaping it (so the report pipe is
+  // at EOF and cannot block), its report, if any, is the error to give.
+  if (!plan.late_writes.empty()) {
+    auto fail_late = [&](const char* syscall_name, const std::string& path, int e) {
+      kill_and_reap(target_fd.fd);
+      long m = read_report(report_read.fd, &rep);
+      if (m == (long)sizeof rep) return child_error(m, rep);
+      return parent_error(syscall_name, path, e);
+    };
+    for (const Plan::ParentWrite& w : plan.late_writes) {
+      std::string path = replace_pid(w.path, pid);
+      if (int e = write_file(path, replace_pid(w.data, pid))) return fail_late("write", path, e);
+    }
+    if (write(sync_write.fd, &go, 1) != 1) return fail_late("write", "spawn sync pipe", errno);
+  }
   sync_write.reset();
 
   long n = read_report(report_read.fd, &rep);

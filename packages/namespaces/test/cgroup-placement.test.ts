@@ -91,6 +91,44 @@ describe.each([
   })
 })
 
+// A classic-BPF program: EPERM for read(2) (x86_64 and aarch64 numbers), allow the rest.
+function denyRead(): Buffer {
+  const LD_ABS = 0x20, JEQ = 0x15, RET = 0x06
+  const arch = process.arch === 'arm64' ? 0xc00000b7 : 0xc000003e
+  const nr = process.arch === 'arm64' ? 63 : 0
+  const ins: [number, number, number, number][] = [
+    [LD_ABS, 0, 0, 4], [JEQ, 0, 2, arch], [LD_ABS, 0, 0, 0], [JEQ, 1, 0, nr],
+    [RET, 0, 0, 0x7fff0000], [RET, 0, 0, 0x00050000 | 1],
+  ]
+  const b = Buffer.alloc(ins.length * 8)
+  ins.forEach(([code, jt, jf, k], i) => { b.writeUInt16LE(code, i * 8); b.writeUInt8(jt, i * 8 + 2); b.writeUInt8(jf, i * 8 + 3); b.writeUInt32LE(k >>> 0, i * 8 + 4) })
+  return b
+}
+
+describe('v1 placement overlaps the child set-up', () => {
+  it.runIf(pidsDir)('the child waits for it before the seccomp filter, so a filter that forbids read(2) cannot break the wait', async () => {
+    // Static busybox's sleep reads nothing; had the child waited after loading the filter, its
+    // read of the sync pipe would fail and it would exit 126 without running sleep.
+    const child = await start({
+      argv: ['/bin/busybox', 'sleep', '30'], cgroup: { legacy: [pidsDir!] }, noNewPrivileges: true, seccomp: { filter: denyRead() },
+    })
+    try {
+      expect(fs.readFileSync(path.join(pidsDir!, 'cgroup.procs'), 'utf8').split('\n')).toContain(String(child.pid))
+      expect(fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8')).toBe('/bin/busybox\0sleep\x0030\0')
+    } finally {
+      await reap(child)
+    }
+  })
+
+  it.runIf(pidsDir)('a step that fails while the parent places the child is reported as that step, and nothing is left', async () => {
+    const err = await run({ argv: ['true'], cwd: '/no/such/dir/ctr', cgroup: { legacy: [pidsDir!] } }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SpawnError)
+    expect((err as SpawnError).code).toBe('ENOENT')
+    expect((err as SpawnError).step).toContain('chdir /no/such/dir/ctr')
+    expect(fs.readFileSync(path.join(pidsDir!, 'cgroup.procs'), 'utf8').trim()).toBe('')
+  })
+})
+
 describe('placement failures leave nothing behind', () => {
   it('a missing cgroup2 directory rejects before anything is cloned', async () => {
     const missing = path.join(unifiedRoot ?? '/sys/fs/cgroup', 'ctr-test-missing-cgroup')
