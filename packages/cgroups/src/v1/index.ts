@@ -73,13 +73,20 @@ export class V1Backend implements CgroupBackend {
     const results = await Promise.allSettled(
       this.allPlaces().map(async (p) => {
         const isCpuset = p.controllers.includes('cpuset')
-        // The parent is usually there already (kept between containers): make it only when
-        // the leaf's mkdir says it is missing.
-        await mkdirLeaf(p.dir).catch(async (err: CgroupError) => {
-          if (err.errnoCode !== 'ENOENT') throw err
-          await mkdirBelow(p.base, p.parentDir, isCpuset ? inheritCpuset : undefined)
+        if (isCpuset) {
+          // Every level's cpus and mems must be filled before the leaf copies them: another
+          // create may have made the parent a moment ago and not filled it yet.
+          await mkdirBelow(p.base, p.parentDir, inheritCpuset)
           await mkdirLeaf(p.dir)
-        })
+        } else {
+          // The parent is usually there already (kept between containers): make it only when
+          // the leaf's mkdir says it is missing.
+          await mkdirLeaf(p.dir).catch(async (err: CgroupError) => {
+            if (err.errnoCode !== 'ENOENT') throw err
+            await mkdirBelow(p.base, p.parentDir)
+            await mkdirLeaf(p.dir)
+          })
+        }
         try {
           if (isCpuset) await inheritCpuset(p.dir)
         } catch (err) {
