@@ -185,6 +185,20 @@ describe('Cgroup.create', () => {
     }
   })
 
+  it('eight cgroups made at once below a new parent can each take a process (every cpuset level is filled first)', async () => {
+    const h = await host()
+    const parent = uniqueName()
+    const cgs = await Promise.all(Array.from({ length: 8 }, () => createCgroup({ pids: { max: 8 } }, { parent, host: h })))
+    const parentDirs = [...new Set(cgs.flatMap((cg) => allDirs(cg).map((d) => path.dirname(d))))]
+    try {
+      const children = await Promise.all(cgs.map((cg) => startIn(cg, ['sleep', '30'])))
+      for (const [i, cg] of cgs.entries()) expect(await cg.processes()).toEqual([children[i]!.pid])
+    } finally {
+      for (const cg of cgs) await cg.destroy()
+      for (const p of parentDirs) if (fs.existsSync(p)) fs.rmdirSync(p)
+    }
+  })
+
   it('destroy({ keepParent }) keeps the empty parent in every hierarchy; removeParent() then removes it, and only when empty', async () => {
     const h = await host()
     const parent = uniqueName()
