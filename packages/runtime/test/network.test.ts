@@ -86,7 +86,9 @@ describe('bridge networks', () => {
         if (!got) await new Promise((r) => setTimeout(r, 50))
       }
       expect(got).toBe('hello\n')
-      // beta is gone: alpha's /etc/hosts (the same file, rewritten in place) no longer lists it.
+      // beta is gone (run() removes it in the background: wait for that): alpha's /etc/hosts
+      // (the same file, rewritten in place) no longer lists it.
+      await rt.idle()
       const hosts = (await a.exec(['cat', '/etc/hosts'])).stdout
       expect(hosts).toContain('\talpha\n')
       expect(hosts).not.toContain('beta')
@@ -197,6 +199,7 @@ describe('bridge networks', () => {
     expect(r.exitCode, r.stderr).toBe(0)
     expect(r.stdout).toContain('nameserver 192.0.2.53\n')
     expect(r.stdout).toMatch(/default via 10\.89\.\d+\.1 dev eth0/)
+    await rt.idle() // run() leaves the network in the background
     expect(await Network.list({ runtime: rt })).toEqual([])
     expect(await host.snapshot()).toEqual(clean)
   })
@@ -240,6 +243,7 @@ describe('bridge networks', () => {
       const r = await run({ runtime: rt, image: env.image, network: 'bridge', timeout: 10_000, cmd: ['busybox', 'wget', '-qO-', 'http://192.0.2.2/'] })
       expect(r.stderr).toBe('')
       expect(r.stdout).toBe('192.0.2.1')
+      await rt.idle()
       expect(await host.snapshot()).toEqual(before)
     } finally {
       server?.kill('SIGKILL')
