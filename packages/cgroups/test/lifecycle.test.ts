@@ -193,6 +193,12 @@ describe('Cgroup.create', () => {
     try {
       const children = await Promise.all(cgs.map((cg) => startIn(cg, ['sleep', '30'])))
       for (const [i, cg] of cgs.entries()) expect(await cg.processes()).toEqual([children[i]!.pid])
+      // The cpuset level of ours copies its cpus and mems into each new child at mkdir.
+      const cpuset = cgs[0]!.paths.legacy['cpuset']
+      if (cpuset) {
+        expect(fs.readFileSync(path.join(path.dirname(cpuset), 'cgroup.clone_children'), 'utf8').trim()).toBe('1')
+        expect(fs.readFileSync(path.join(cpuset, 'cpuset.cpus'), 'utf8').trim()).toBe(fs.readFileSync(path.join(path.dirname(cpuset), 'cpuset.cpus'), 'utf8').trim())
+      }
     } finally {
       for (const cg of cgs) await cg.destroy()
       for (const p of parentDirs) if (fs.existsSync(p)) fs.rmdirSync(p)

@@ -14,7 +14,7 @@ import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, rmdirIfEmpty, signal
 import { freezeV2, killV2, subscribeV2 } from '../v2/core.js'
 import { applyBlkio, blkioStats, readBlkio } from './blkio.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
-import { applyCpuset, inheritCpuset, readCpuset } from './cpuset.js'
+import { applyCpuset, inheritCpuset, prepareCpusetParent, readCpuset } from './cpuset.js'
 import { freezeV1, isFrozenV1 } from './freezer.js'
 import { applyMemory, memoryStats, readMemory } from './memory.js'
 import { subscribeOom } from './oom.js'
@@ -76,7 +76,7 @@ export class V1Backend implements CgroupBackend {
         if (isCpuset) {
           // Every level's cpus and mems must be filled before the leaf copies them: another
           // create may have made the parent a moment ago and not filled it yet.
-          await mkdirBelow(p.base, p.parentDir, inheritCpuset)
+          await mkdirBelow(p.base, p.parentDir, prepareCpusetParent)
           await mkdirLeaf(p.dir)
         } else {
           // The parent is usually there already (kept between containers): make it only when
