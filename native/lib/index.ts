@@ -44,6 +44,7 @@ interface Addon {
   lgetxattr(path: string, name: string): Buffer | null
   llistxattr(path: string): string[]
   mountIn(cwd: string, source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void
+  removeTree(path: string): Promise<void>
   openFlags: OpenFlags
   openpty(): { master: number; slave: number; path: string }
   setWinsize(fd: number, columns: number, rows: number): void
@@ -198,6 +199,21 @@ export const mountIn = (cwd: string, source: string | null, target: string, fsty
  * close(pty.slave)
  * ```
  */
+/**
+ * `rm -rf path` as one job on the thread pool (not several trips per entry, as `fs.rm`). It
+ * never follows a symbolic link and never descends into another mount — a bind mount of the
+ * same file system included (told apart by statx's mount id): it stops with EBUSY naming the
+ * mount point. A missing path is fine. Rejects with a Node-style error (`code`, `syscall`,
+ * `path`); ENOSYS (kernel before 5.8) and ELOOP (deeper than 200 levels) mean "use another
+ * walker".
+ *
+ * @example
+ * ```ts
+ * await removeTree('/var/lib/ctr/snapshots/.tmp-rm-c1')
+ * ```
+ */
+export const removeTree = (path: string): Promise<void> => addon().removeTree(path)
+
 export const openpty = (): { master: number; slave: number; path: string } => addon().openpty()
 /** Sets a terminal's size (TIOCSWINSZ); the foreground process group gets SIGWINCH. */
 export const setWinsize = (fd: number, columns: number, rows: number): void => addon().setWinsize(fd, columns, rows)

@@ -21,6 +21,7 @@
 #include "napi_errors.h"
 #include "plan.h"
 #include "poller.h"
+#include "remove_tree.h"
 #include "spawn.h"
 
 namespace ctr {
@@ -465,6 +466,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, Eventfd, "eventfd"));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   RegisterFsOps(env, exports);
+  RegisterRemoveTree(env, exports);
   RegisterPty(env, exports);
   RegisterNetlink(env, exports);
   return exports;

@@ -8,8 +8,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
-  AT_FDCWD, close, FileType, lgetxattr, llistxattr, lsetxattr, makedev, mknodat, mountIn, MountFlag,
-  OpenFlag, openat2, ResolveFlag, umount2,
+  AT_FDCWD, close, FileType, lgetxattr, llistxattr, lsetxattr, makedev, mknodat, mount, mountIn, MountFlag,
+  OpenFlag, openat2, removeTree, ResolveFlag, umount2,
 } from '../lib/index.js'
 
 let dir: string
@@ -114,5 +114,50 @@ describe('mountIn', () => {
       .toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'chdir' }))
     expect(() => mountIn(dir, 'overlay', merged, 'overlay', MountFlag.RDONLY, 'lowerdir=l/missing:l/a'))
       .toThrow(expect.objectContaining({ syscall: 'mount', path: merged }))
+  })
+})
+
+describe('removeTree', () => {
+  it('removes a tree of files, links, fifos, devices, unreadable and nested directories, without following links', async () => {
+    const outside = path.join(dir, 'outside')
+    fs.mkdirSync(outside)
+    fs.writeFileSync(path.join(outside, 'keep'), 'keep')
+    const root = path.join(dir, 'tree')
+    fs.mkdirSync(path.join(root, 'a/b/c/d'), { recursive: true })
+    fs.writeFileSync(path.join(root, 'a/b/c/d/file'), 'x')
+    fs.writeFileSync(path.join(root, 'a/file'), 'y')
+    fs.symlinkSync(outside, path.join(root, 'a/link-to-outside'))
+    fs.symlinkSync(path.join(outside, 'keep'), path.join(root, 'file-link'))
+    mknodat(AT_FDCWD, path.join(root, 'a/fifo'), FileType.S_IFIFO | 0o644, 0)
+    mknodat(AT_FDCWD, path.join(root, 'whiteout'), FileType.S_IFCHR, makedev(0, 0))
+    fs.mkdirSync(path.join(root, 'locked/inner'), { recursive: true })
+    fs.chmodSync(path.join(root, 'locked'), 0) // overlay's work/work is like this
+    await removeTree(root)
+    expect(fs.existsSync(root)).toBe(false)
+    expect(fs.readFileSync(path.join(outside, 'keep'), 'utf8')).toBe('keep')
+  })
+
+  it('a missing path is fine; a file is unlinked; a relative path is refused', async () => {
+    await removeTree(path.join(dir, 'nope'))
+    fs.writeFileSync(path.join(dir, 'f'), 'x')
+    await removeTree(path.join(dir, 'f'))
+    expect(fs.existsSync(path.join(dir, 'f'))).toBe(false)
+    expect(() => removeTree('relative/path')).toThrow(/absolute/)
+  })
+
+  it('stops at a mount point (a bind mount of the same file system) with EBUSY naming it, and leaves what is below it', async () => {
+    const source = path.join(dir, 'source')
+    fs.mkdirSync(source)
+    fs.writeFileSync(path.join(source, 'precious'), 'p')
+    const root = path.join(dir, 'tree')
+    const target = path.join(root, 'x/mnt')
+    fs.mkdirSync(target, { recursive: true })
+    mount(source, target, null, MountFlag.BIND)
+    try {
+      await expect(removeTree(root)).rejects.toMatchObject({ code: 'EBUSY', path: target })
+      expect(fs.readFileSync(path.join(source, 'precious'), 'utf8')).toBe('p')
+    } finally { umount2(target, 0) }
+    await removeTree(root)
+    expect(fs.existsSync(root)).toBe(false)
   })
 })

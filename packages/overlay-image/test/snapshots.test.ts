@@ -429,7 +429,7 @@ describe('remove and recovery', () => {
       // A prepare killed between creating its temporary directory and renaming it into place,
       // and a removal killed between its rename and its rm: each leaves only a .tmp-<pid>-…
       // directory. recoverSnapshots removes those of dead processes and keeps those of live ones.
-      const killAt = (fn: 'rename' | 'rm', when: string, body: string) => `
+      const killAt = (fn: 'rename' | 'open', when: string, body: string) => `
         import fs from 'node:fs'
         import { syncBuiltinESMExports } from 'node:module'
         const real = fs.promises.${fn}
@@ -450,7 +450,8 @@ describe('remove and recovery', () => {
       expect(r2.signal, r2.stderr).toBe('SIGKILL')
       expect(existsSync(paths.snapshot('half'))).toBe(false)
       await snaps.prepare({ id: 'doomed', image: 'i', manifestDigest: DIGEST, chainIds: layers })
-      const r3 = await runScript(built.dir, killAt('rm', `String(args[0]).includes('/.tmp-')`, `await s.remove('doomed')`)).exited
+      // Killed at the fsync of the snapshots directory, which comes between the rename and the rm.
+      const r3 = await runScript(built.dir, killAt('open', `String(args[0]).endsWith('/snapshots')`, `await s.remove('doomed')`)).exited
       expect(r3.signal, r3.stderr).toBe('SIGKILL')
       expect(existsSync(paths.snapshot('doomed'))).toBe(false) // gone from its id at once
       expect(mountsBelow(store.root)).toEqual([])

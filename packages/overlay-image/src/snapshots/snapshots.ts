@@ -19,7 +19,7 @@
 import { statSync, type Stats } from 'node:fs'
 import { chmod, chown, lstat, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { mountIn } from '@ctr/native'
+import { mountIn, removeTree as nativeRemoveTree } from '@ctr/native'
 import { z } from 'zod'
 import { StoreError, ioError } from '../errors.js'
 import { StorePaths, type SnapshotRecord } from '../paths.js'
@@ -451,6 +451,16 @@ export async function recoverSnapshots(paths: StorePaths): Promise<string[]> {
 
 /** rm -rf, refusing when anything is still mounted below (rm would walk into the mount). */
 async function removeTree(path: string, what: string): Promise<void> {
+  // One job on the thread pool, which refuses to descend into a mount (EBUSY names it). The
+  // walk below it is the fallback for old kernels (no statx mount id) and very deep trees.
+  try {
+    await nativeRemoveTree(path)
+    return
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EBUSY') throw new StoreError('ERR_STORE_MOUNT', `${what}: \`${e.path ?? path}\` is still mounted`, { path: e.path ?? path, cause: err })
+    if (e.code !== 'ENOSYS' && e.code !== 'ELOOP') throw ioError(what, e.path ?? path, err)
+  }
   const real = await realpath(path).catch(() => path)
   const left = mountsUnder(await readMountinfo(), real)
   if (left.length > 0) {
