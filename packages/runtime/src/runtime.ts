@@ -337,7 +337,7 @@ export class Runtime {
             attachment = a
             return a.etcFiles
           })
-          : writeEtcFiles(this.states.dir(id), hostname, network as 'none' | 'host'),
+          : this.states.io().then((io) => writeEtcFiles(this.states.dir(id), hostname, network as 'none' | 'host', io)),
         this.volumesOf(o),
         Cgroup.create(id, limits, { parent: this.cgroupParent, host: this.cgroupHost }).then((cg) => {
           res.cgroup = cg

@@ -3,8 +3,9 @@
  * (localhost and the container's own name) and `resolv.conf` (the host's, minus loopback
  * name servers the container cannot reach from its own network namespace).
  */
-import fsSync, { promises as fs } from 'node:fs'
+import { promises as fs } from 'node:fs'
 import path from 'node:path'
+import type { StateIo } from './state-io.js'
 
 export interface EtcFile {
   /** Where it is in the container. */
@@ -31,7 +32,7 @@ export async function containerResolvConf(network: 'none' | 'host', hostFile = '
 }
 
 /** Writes the files into `dir` (the container's state directory) and says where they go. */
-export async function writeEtcFiles(dir: string, hostname: string, network: 'none' | 'host'): Promise<EtcFile[]> {
+export async function writeEtcFiles(dir: string, hostname: string, network: 'none' | 'host', io: StateIo): Promise<EtcFile[]> {
   const hosts = [
     '127.0.0.1\tlocalhost',
     '::1\tlocalhost ip6-localhost ip6-loopback',
@@ -47,8 +48,7 @@ export async function writeEtcFiles(dir: string, hostname: string, network: 'non
     ['hosts', network === 'host' ? await fs.readFile('/etc/hosts', 'utf8').catch(() => hosts) : hosts],
     ['resolv.conf', await containerResolvConf(network)],
   ]
-  // Synchronous: three small files into the state directory on /run (a tmpfs), for every
-  // container — microseconds each, where fs.promises costs far more main-thread work.
-  for (const [name, text] of files) fsSync.writeFileSync(path.join(dir, name), text, { mode: 0o644 })
+  // Into the container's state directory, in the way that suits its file system (state-io.ts).
+  await Promise.all(files.map(([name, text]) => io.writeFile(path.join(dir, name), text, 0o644)))
   return files.map(([name]) => ({ target: `/etc/${name}`, source: path.join(dir, name) }))
 }

@@ -5,11 +5,12 @@
  * the container's generated /etc files and its log.
  */
 import { randomBytes } from 'node:crypto'
-import fsSync, { promises as fs } from 'node:fs'
+import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
 import { RuntimeError } from '../errors.js'
 import { isAlive } from './process-identity.js'
+import { stateIoFor, type StateIo } from './state-io.js'
 
 const identity = z.strictObject({ pid: z.number().int().positive(), start: z.number().int().min(0) })
 
@@ -71,17 +72,20 @@ export const stateSchema = z.strictObject({
 export type ContainerState = z.infer<typeof stateSchema>
 
 /**
- * The state directory: one subdirectory per container.
- *
- * A container's own files (its state.json, name link and directory) are written and removed
- * with synchronous calls: they are a few hundred bytes on /run, a tmpfs, where a sync call
- * takes microseconds while an fs.promises one costs ~100 µs of main-thread work and two
- * thread-pool trips — and every container start and exit writes them.
+ * The state directory: one subdirectory per container. A container's own files (state.json,
+ * name link, directory) are written synchronously when the directory is on tmpfs (see
+ * state-io.ts), through the thread pool otherwise.
  */
 export class StateStore {
   #namesDirMade = false
+  #io: Promise<StateIo> | undefined
 
   constructor(readonly root: string) {}
+
+  /** How this directory's small files are best written, found once. */
+  io(): Promise<StateIo> {
+    return (this.#io ??= stateIoFor(this.root))
+  }
 
   dir(id: string): string {
     return path.join(this.root, id)
@@ -101,10 +105,11 @@ export class StateStore {
       await fs.mkdir(path.join(this.root, '.names'), { recursive: true, mode: 0o711 })
       this.#namesDirMade = true
     }
+    const io = await this.io()
     const link = this.#nameLink(state.name)
     for (let attempt = 0; ; attempt++) {
       try {
-        fsSync.symlinkSync(state.id, link)
+        await io.symlink(state.id, link)
         break
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
@@ -126,10 +131,10 @@ export class StateStore {
       }
     }
     try {
-      fsSync.mkdirSync(this.dir(state.id), { mode: 0o711 })
+      await io.mkdir(this.dir(state.id), 0o711)
       await this.write(state)
     } catch (err) {
-      fsSync.rmSync(link, { force: true })
+      await io.rm(link)
       throw err
     }
   }
@@ -138,8 +143,9 @@ export class StateStore {
   async write(state: ContainerState): Promise<void> {
     const file = path.join(this.dir(state.id), 'state.json')
     const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`
-    fsSync.writeFileSync(tmp, JSON.stringify(state, null, 2))
-    fsSync.renameSync(tmp, file)
+    const io = await this.io()
+    await io.writeFile(tmp, JSON.stringify(state, null, 2))
+    await io.rename(tmp, file)
   }
 
   /** The state of one container, or undefined when there is none (or it is unreadable). */
@@ -206,16 +212,18 @@ export class StateStore {
   /** Frees a container's name now (its directory may stay a little longer). */
   async releaseName(id: string, name: string): Promise<void> {
     const link = this.#nameLink(name)
-    if (readlinkOr(link) === id) fsSync.rmSync(link, { force: true })
+    const io = await this.io()
+    if ((await io.readlink(link)) === id) await io.rm(link)
   }
 
   /** Removes the container's directory and frees its name. */
   async remove(id: string): Promise<void> {
     const s = await this.read(id)
-    fsSync.rmSync(this.dir(id), { recursive: true, force: true })
+    const io = await this.io()
+    await io.rm(this.dir(id), true)
     if (s) {
       const link = this.#nameLink(s.name)
-      if (readlinkOr(link) === id) fsSync.rmSync(link, { force: true })
+      if ((await io.readlink(link)) === id) await io.rm(link)
     }
   }
 }
@@ -227,14 +235,6 @@ export class StateStore {
  */
 export function isStale(s: ContainerState): boolean {
   return !isAlive(s.owner) && (s.status !== 'exited' || s.config.autoRemove === true)
-}
-
-function readlinkOr(link: string): string {
-  try {
-    return fsSync.readlinkSync(link)
-  } catch {
-    return ''
-  }
 }
 
 function safeJson(text: string): unknown {
