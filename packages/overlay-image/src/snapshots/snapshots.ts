@@ -148,8 +148,11 @@ export class Snapshots {
     const { paths } = this
     const dir = paths.snapshot(args.id)
     const readonly = args.readonly ?? false
-    await this.#ensureSnapshotsDir()
-    if (await exists(dir)) throw new StoreError('ERR_STORE_EXISTS', `snapshot ${args.id} already exists`, { path: dir })
+    // The directory exists from the first prepare on; the exists check and the rename below
+    // (which fails on an existing id) both guard against a second prepare of one id.
+    await Promise.all([this.#ensureSnapshotsDir(), exists(dir).then((there) => {
+      if (there) throw new StoreError('ERR_STORE_EXISTS', `snapshot ${args.id} already exists`, { path: dir })
+    })])
 
     // Every layer must be unpacked; the top one's root directory gives the upper its attributes.
     const roots = layerRoots(paths, args.chainIds, `prepare snapshot ${args.id}`)
@@ -171,17 +174,25 @@ export class Snapshots {
     const tmp = join(paths.snapshots, tmpName(`new-${args.id}`))
     try {
       await mkdir(tmp, { mode: 0o700 })
-      // merged is the container's `/` before the overlay hides it, and the mount point after.
-      await mkdirMode(join(tmp, 'merged'), 0o755)
-      if (!readonly) {
-        // The upper root is the overlay's root directory: it takes the image's root attributes
-        // (as Docker's overlay2 does), else every container's `/` would be 0755 root:root.
-        await mkdir(join(tmp, 'upper'))
-        if (top) await chown(join(tmp, 'upper'), top.uid, top.gid)
-        await chmod(join(tmp, 'upper'), top ? top.mode & 0o7777 : 0o755)
-        await mkdirMode(join(tmp, 'work'), 0o700)
-      }
-      if (needsEmptyLower(record)) await mkdirMode(join(tmp, 'empty'), 0o755)
+      // Its subdirectories are independent of each other: made in parallel.
+      await Promise.all([
+        // merged is the container's `/` before the overlay hides it, and the mount point after.
+        mkdirMode(join(tmp, 'merged'), 0o755),
+        ...(readonly
+          ? []
+          : [
+            (async () => {
+              // The upper root is the overlay's root directory: it takes the image's root
+              // attributes (as Docker's overlay2 does), else every container's `/` would be
+              // 0755 root:root.
+              await mkdir(join(tmp, 'upper'))
+              if (top) await chown(join(tmp, 'upper'), top.uid, top.gid)
+              await chmod(join(tmp, 'upper'), top ? top.mode & 0o7777 : 0o755)
+            })(),
+            mkdirMode(join(tmp, 'work'), 0o700),
+          ]),
+        ...(needsEmptyLower(record) ? [mkdirMode(join(tmp, 'empty'), 0o755)] : []),
+      ])
       // The record, then the temporary directory's entries (its fsync covers upper/, work/,
       // merged/ too), are durable before the rename that publishes them.
       await writeFileAtomic(join(tmp, 'snapshot.json'), JSON.stringify(record, null, 2) + '\n', { fsync: durable })
