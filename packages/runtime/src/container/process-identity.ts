@@ -24,9 +24,12 @@ export function processStart(pid: number): number | undefined {
   }
 }
 
-/** This process's identity. */
+let self: ProcessIdentity | undefined
+
+/** This process's identity (read once: a process's start time never changes). */
 export function selfIdentity(): ProcessIdentity {
-  return { pid: process.pid, start: processStart(process.pid)! }
+  if (self?.pid !== process.pid) self = { pid: process.pid, start: processStart(process.pid)! }
+  return { ...self }
 }
 
 /** Whether the process recorded as `id` is still the same live process. */
