@@ -32,6 +32,9 @@ afterAll(async () => {
   await env?.dispose()
 })
 
+// run() resolves once the exit is known and removes the container in the background: these
+// tests look at what is left right after, so they wait for the removal (`docker run --rm`).
+
 /** A UDP server that answers `pong:<datagram>` on 5353, and a client that asks it once. */
 const UDP_ECHO = "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('pong:'+m,r.port,r.address));s.bind(5353)"
 const UDP_ASK = "const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{console.log(String(m));process.exit(0)});" +
@@ -57,7 +60,7 @@ describe('bridge networks', () => {
     const web = await rt.create({ image, name: 'web', network: 'probe', cmd: ['busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'] })
     await web.start()
     try {
-      const r = await run({ runtime: rt, image, network: 'probe', cmd: ['busybox', 'wget', '-qO-', 'http://web:8080/hostname'] })
+      const r = await run({ waitForRemoval: true, runtime: rt, image, network: 'probe', cmd: ['busybox', 'wget', '-qO-', 'http://web:8080/hostname'] })
       expect(r.stderr).toBe('')
       expect(r.exitCode).toBe(0)
       expect(r.stdout).toBe('web\n')
@@ -74,7 +77,7 @@ describe('bridge networks', () => {
     await a.start()
     try {
       // (alpha's nc may not listen yet when beta runs: beta tries again)
-      const b = await run({ runtime: rt, image: env.image, name: 'beta', network: 'talk', cmd: ['busybox', 'sh', '-c', 'cat /etc/hostname; grep alpha /etc/hosts; grep beta /etc/hosts; for i in $(busybox seq 50); do echo hello | busybox nc alpha 7000 && exit 0; sleep 0.1; done; exit 1'] })
+      const b = await run({ waitForRemoval: true, runtime: rt, image: env.image, name: 'beta', network: 'talk', cmd: ['busybox', 'sh', '-c', 'cat /etc/hostname; grep alpha /etc/hosts; grep beta /etc/hosts; for i in $(busybox seq 50); do echo hello | busybox nc alpha 7000 && exit 0; sleep 0.1; done; exit 1'] })
       expect(b.exitCode, b.stderr).toBe(0)
       const [alphaIp, betaIp] = [(await net.containers()).find((c) => c.name === 'alpha')?.ip, b.stdout.split('\n')[2]?.split('\t')[0]]
       expect(b.stdout.split('\n')[0]).toBe('beta')
@@ -112,12 +115,12 @@ describe('bridge networks', () => {
     await web.start()
     try {
       const ip = (await n1.containers())[0]!.ip
-      const same = await run({ runtime: rt, image: env.image, network: 'left', timeout: 10_000, cmd: ['busybox', 'wget', '-qO-', `http://${ip}:8080/hostname`] })
+      const same = await run({ waitForRemoval: true, runtime: rt, image: env.image, network: 'left', timeout: 10_000, cmd: ['busybox', 'wget', '-qO-', `http://${ip}:8080/hostname`] })
       expect(same.stdout, JSON.stringify(same)).toBe('lweb\n')
-      const other = await run({ runtime: rt, image: env.image, network: 'right', timeout: 2000, cmd: ['busybox', 'wget', '-qO-', `http://${ip}:8080/hostname`] })
+      const other = await run({ waitForRemoval: true, runtime: rt, image: env.image, network: 'right', timeout: 2000, cmd: ['busybox', 'wget', '-qO-', `http://${ip}:8080/hostname`] })
       expect(other.exitCode).not.toBe(0)
       expect(other.stdout).toBe('')
-      const byName = await run({ runtime: rt, image: env.image, network: 'right', timeout: 2000, cmd: ['busybox', 'wget', '-qO-', 'http://lweb:8080/hostname'] })
+      const byName = await run({ waitForRemoval: true, runtime: rt, image: env.image, network: 'right', timeout: 2000, cmd: ['busybox', 'wget', '-qO-', 'http://lweb:8080/hostname'] })
       expect(byName.exitCode).not.toBe(0)
     } finally {
       await web.delete({ force: true })
@@ -195,7 +198,7 @@ describe('bridge networks', () => {
   })
 
   it("the default 'bridge' network is made on first use and removed with its last container", async () => {
-    const r = await run({ runtime: rt, image: env.image, network: 'bridge', dns: ['192.0.2.53'], cmd: ['busybox', 'sh', '-c', 'cat /etc/resolv.conf; busybox ip route'] })
+    const r = await run({ waitForRemoval: true, runtime: rt, image: env.image, network: 'bridge', dns: ['192.0.2.53'], cmd: ['busybox', 'sh', '-c', 'cat /etc/resolv.conf; busybox ip route'] })
     expect(r.exitCode, r.stderr).toBe(0)
     expect(r.stdout).toContain('nameserver 192.0.2.53\n')
     expect(r.stdout).toMatch(/default via 10\.89\.\d+\.1 dev eth0/)
@@ -240,7 +243,7 @@ describe('bridge networks', () => {
         server!.stdout!.on('data', () => resolve())
         server!.on('exit', () => reject(new Error('the outside server exited')))
       })
-      const r = await run({ runtime: rt, image: env.image, network: 'bridge', timeout: 10_000, cmd: ['busybox', 'wget', '-qO-', 'http://192.0.2.2/'] })
+      const r = await run({ waitForRemoval: true, runtime: rt, image: env.image, network: 'bridge', timeout: 10_000, cmd: ['busybox', 'wget', '-qO-', 'http://192.0.2.2/'] })
       expect(r.stderr).toBe('')
       expect(r.stdout).toBe('192.0.2.1')
       await rt.idle()
@@ -280,7 +283,7 @@ describe('bridge networks', () => {
       await a.start()
       expect(await net.containers()).toEqual([{ id: a.id, name: 'six-a', ip: '10.78.6.2', ip6: 'fd10:a4e:600::2' }])
       const r = await run({
-        runtime: rt, image: env.image, network: 'six', timeout: 10_000,
+        waitForRemoval: true, runtime: rt, image: env.image, network: 'six', timeout: 10_000,
         cmd: ['busybox', 'sh', '-c', 'busybox ip -6 addr show dev eth0 scope global; busybox ip -6 route show default; busybox grep six-a /etc/hosts; busybox ping6 -c 1 -W 3 fd10:a4e:600::2 >/dev/null && echo pong-a; busybox ping6 -c 1 -W 3 fd10:a4e:600::1 >/dev/null && echo pong-gw'],
       })
       expect(r.stderr).toBe('')
@@ -291,6 +294,27 @@ describe('bridge networks', () => {
       expect(await host.exec(['nft', 'list', 'table', 'ip6', net.bridge])).toContain(`ip6 saddr ${net.subnet6} oifname != "${net.bridge}" masquerade`)
     } finally {
       await a.delete({ force: true })
+      await net.remove()
+    }
+    expect(await host.snapshot()).toEqual(clean)
+  })
+
+  it('containers started one after another (the later ones on spare netns): each its address, MAC, route, and the gateway answers', async () => {
+    const net = await Network.create({ name: 'stream', subnet: '10.78.7.0/24', runtime: rt })
+    try {
+      for (let i = 0; i < 4; i++) {
+        const r = await run({
+          waitForRemoval: true, runtime: rt, image: env.image, network: 'stream', timeout: 10_000,
+          cmd: ['busybox', 'sh', '-c', 'busybox ip -4 -o addr show dev eth0; busybox cat /sys/class/net/eth0/address; busybox ip route show default; busybox ping -c 1 -W 3 10.78.7.1 >/dev/null && echo pong'],
+        })
+        expect(r.stderr).toBe('')
+        // The one run before is gone: each gets the first free address, .2, with its MAC.
+        expect(r.stdout).toContain('inet 10.78.7.2/24')
+        expect(r.stdout).toContain('02:42:0a:4e:07:02\n')
+        expect(r.stdout).toContain('default via 10.78.7.1 dev eth0')
+        expect(r.stdout).toContain('pong\n')
+      }
+    } finally {
       await net.remove()
     }
     expect(await host.snapshot()).toEqual(clean)
