@@ -175,7 +175,7 @@ async function setupBench(o: Options, runtime: Runtime, image: string, netName: 
   const samples: Record<string, SetupSamples> = { none: emptySetup(), [netName]: emptySetup() }
   const runOnce = async (network: string, s: SetupSamples | undefined): Promise<void> => {
     const t0 = performance.now()
-    const r = await run({ runtime, image, cmd: ['true'], network, stdout: 'ignore', stderr: 'ignore' })
+    const r = await run({ runtime, image, cmd: ['true'], network, stdout: 'ignore', stderr: 'ignore', waitForRemoval: true })
     const t = performance.now() - t0
     if (r.exitCode !== 0) throw new Error(`true exited with ${r.signal ?? `code ${r.exitCode}`} (network ${network})`)
     if (!s) return
