@@ -403,7 +403,12 @@ export class NetworkAttachment {
     try {
       // From here on every request waits on this thread: each is a few tens of microseconds
       // of kernel work, less than a round trip through a worker thread.
-      const spare = takeSpare(key)
+      let spare = takeSpare(key)
+      if (!spare && spareMaking.has(key)) {
+        // One is on its way: waiting for the rest of it beats making another beside it.
+        await spareMaking.get(key)
+        spare = takeSpare(key)
+      }
       if (spare) {
         try {
           // Still a port of the bridge (setting the same master again costs nothing).
