@@ -116,6 +116,16 @@ export class Cgroup {
     return cg
   }
 
+  /**
+   * The directories {@link Cgroup.create} would make for this name, without touching the
+   * system: for records written before the cgroup exists (a crash then still finds it).
+   */
+  static pathsOf(name: string, options: CgroupOptions & { host: CgroupHost }): CgroupPaths {
+    const parent = options.parent ?? 'ctr'
+    checkNames(name, parent)
+    return backendFor(options.host, parent, name).paths
+  }
+
   /** An existing cgroup of ours (ERR_CGROUP_NOT_FOUND if it does not exist). */
   static async open(name: string, options: CgroupOptions = {}): Promise<Cgroup> {
     const parent = options.parent ?? 'ctr'

@@ -297,6 +297,15 @@ export class Runtime {
       ...(o.entrypoint !== undefined ? { entrypoint: typeof o.entrypoint === 'string' ? [o.entrypoint] : o.entrypoint } : {}),
       ...(o.cmd ? { cmd: o.cmd } : {}),
     })
+    // The user (through the image's /etc/passwd; unknown is an error before anything is made)
+    // and everything else the state records are known before the state is written, so it is
+    // written once, complete, before any resource exists.
+    const user = await this.#images.user(prepared, o.user ?? (cfg.User || undefined))
+    const env = mergeEnv({ image: cfg.Env ?? [], ...(o.env ? { user: o.env } : {}), hostname, home: user.home, tty: o.tty ?? false })
+    const cwd = o.workdir ?? (cfg.WorkingDir || '/')
+    const groups = user.additionalGids
+    const fullArgv = init ? ['/dev/init', '--', ...argv] : argv
+    const cgroupPaths = Cgroup.pathsOf(id, { parent: this.cgroupParent, host: this.cgroupHost })
     const res: ContainerResources = {
       id, store: this.store, states: this.states, cgroupHost: this.cgroupHost, cgroupName: id, cgroupParent: this.cgroupParent,
       keepCgroupParent: true,
@@ -304,10 +313,19 @@ export class Runtime {
     const state: ContainerState = {
       version: 1, id, name, status: 'created', owner: selfIdentity(),
       image: o.image, imageDigest: image.manifestDesc.digest, imageId: image.configDesc.digest,
-      storeRoot: this.store.root, snapshot: id, rootfs: '', cgroup: { name: id, parent: this.cgroupParent },
+      storeRoot: this.store.root, snapshot: id, rootfs: path.join(this.store.paths.snapshot(id), 'merged'),
+      cgroup: { name: id, parent: this.cgroupParent, paths: [...(cgroupPaths.unified ? [cgroupPaths.unified] : []), ...Object.values(cgroupPaths.legacy)] },
       config: {
-        argv: [], env: [], cwd: '/', user: { uid: 0, gid: 0, groups: [] }, hostname, tty: o.tty ?? false, network, labels: o.labels ?? {},
+        argv: fullArgv, env: Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd, user: { uid: user.uid, gid: user.gid, groups },
+        hostname, tty: o.tty ?? false, network, labels: o.labels ?? {},
         ...(extra.autoRemove ? { autoRemove: true } : {}),
+        ...(o.interactive ? { interactive: true } : {}),
+        security: {
+          capabilities: caps,
+          noNewPrivileges: !o.privileged,
+          seccomp: o.privileged ? 'unconfined' : (o.seccomp ?? 'default'),
+          ...(o.ulimits ? { ulimits: o.ulimits } : {}),
+        },
       },
       created: new Date().toISOString(),
     }
@@ -327,7 +345,6 @@ export class Runtime {
         this.store.snapshots.prepare({
           id, image: ref, manifestDigest: image.manifestDesc.digest, chainIds: prepared.chainIds, mount: false, volatile: true,
         }),
-        this.#images.user(prepared, o.user ?? (cfg.User || undefined)),
         bridged
           ? joinNetwork({
             stateRoot: this.states.root, ...(this.hostNetns !== undefined ? { hostNetns: this.hostNetns } : {}), id, name, hostname, network,
@@ -347,18 +364,14 @@ export class Runtime {
         }),
       ] as const)
       for (const r of steps) if (r.status === 'rejected') throw r.reason
-      const [snap, user, etc, volumeMounts, cgroup] = steps.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
+      const [snap, etc, volumeMounts, cgroup] = steps.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
         Awaited<ReturnType<ImageStore['snapshots']['prepare']>>,
-        Awaited<ReturnType<ImageCache['user']>>,
         Awaited<ReturnType<typeof writeEtcFiles>>,
         Awaited<ReturnType<Runtime['volumesOf']>>,
         Cgroup,
       ]
-      const env = mergeEnv({ image: cfg.Env ?? [], ...(o.env ? { user: o.env } : {}), hostname, home: user.home, tty: o.tty ?? false })
-      const cwd = o.workdir ?? (cfg.WorkingDir || '/')
-      const groups = user.additionalGids
       const spawnOptions: ContainerContext['spawnOptions'] = {
-        argv: init ? ['/dev/init', '--', ...argv] : argv,
+        argv: fullArgv,
         env,
         cwd,
         user: { uid: user.uid, gid: user.gid, groups },
@@ -382,17 +395,13 @@ export class Runtime {
         ...(o.ulimits ? { rlimits: o.ulimits as SpawnOptions['rlimits'] } : {}),
         cgroup: cgroup.placement,
       }
-      state.rootfs = snap.rootfs
-      state.config = { ...state.config, argv: spawnOptions.argv, env: Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd, user: { uid: user.uid, gid: user.gid, groups } }
-      if (o.interactive) state.config.interactive = true
-      state.config.security = {
-        capabilities: caps,
-        noNewPrivileges: !o.privileged,
-        seccomp: o.privileged ? 'unconfined' : (o.seccomp ?? 'default'),
-        ...(o.ulimits ? { ulimits: o.ulimits } : {}),
+      // What the state said before these existed must be what they are; written again if not.
+      const made = [...(cgroup.paths.unified ? [cgroup.paths.unified] : []), ...Object.values(cgroup.paths.legacy)]
+      if (snap.rootfs !== state.rootfs || made.join('\n') !== state.cgroup.paths!.join('\n')) {
+        state.rootfs = snap.rootfs
+        state.cgroup.paths = made
+        await this.states.write(state)
       }
-      state.cgroup.paths = [...(cgroup.paths.unified ? [cgroup.paths.unified] : []), ...Object.values(cgroup.paths.legacy)]
-      await this.states.write(state)
       const container = new Container({
         state, resources: res, cgroup, spawnOptions, stateDir: this.states.dir(id), ...(attachment ? { network: attachment } : {}),
         save: (s) => this.states.write(s),

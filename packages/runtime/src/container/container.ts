@@ -117,6 +117,8 @@ export class Container {
   #exitInfo: ExitInfo | undefined
   #events = new EventEmitter()
   #deleted = false
+  /** The state write of start(), which start() does not wait for. */
+  #startSaved: Promise<void> = Promise.resolve()
   #killedByUs: NodeJS.Signals | undefined
 
   /** @internal */
@@ -222,7 +224,10 @@ export class Container {
     s.process = { pid: child.pid, start: processStart(child.pid) ?? 0 }
     s.owner = selfIdentity()
     if (log) s.logPath = log.file
-    await this.#ctx.save(s)
+    // Not awaited: the program runs already, and nothing needs 'running' on disk before
+    // start() returns (a crash leaves 'created', which is released the same way). The exit's
+    // write and delete() wait for it, so the files are never written out of order.
+    this.#startSaved = this.#ctx.save(s).catch(() => {})
     this.#emit({ type: 'start', time: new Date(), pid: child.pid })
     this.#exit = this.#finish(child, done, log, pty?.master)
     // Nobody may be waiting yet; the promise must not count as unhandled.
@@ -265,12 +270,18 @@ export class Container {
     s.exitCode = status.code
     s.signal = status.signal
     s.oomKilled = oomKilled
+    await this.#startSaved
     // A container removed when it exits does not need its exit on disk: if we crash before
     // removing it, the next open releases it anyway (autoRemove), whatever its status says.
     if (!s.config.autoRemove) await this.#ctx.save(s).catch(() => {})
     if (oomKilled) this.#emit({ type: 'oom', time: new Date() })
     this.#emit({ type: 'exit', time: new Date(), ...info })
     return info
+  }
+
+  /** Resolves once the state written at start (status running, pid) is on disk. */
+  async settled(): Promise<void> {
+    await this.#startSaved
   }
 
   /** Waits until the container's init exits. */
@@ -321,6 +332,7 @@ export class Container {
     if (s.status !== 'running') throw new RuntimeError('ERR_RUNTIME_STATE', `container ${this.name} is ${s.status}, not running`)
     await this.#ctx.cgroup.freeze()
     s.status = 'paused'
+    await this.#startSaved
     await this.#ctx.save(s)
     this.#emit({ type: 'pause', time: new Date() })
   }
@@ -331,6 +343,7 @@ export class Container {
     if (s.status !== 'paused') throw new RuntimeError('ERR_RUNTIME_STATE', `container ${this.name} is ${s.status}, not paused`)
     await this.#ctx.cgroup.thaw()
     s.status = 'running'
+    await this.#startSaved
     await this.#ctx.save(s)
     this.#emit({ type: 'resume', time: new Date() })
   }
@@ -439,6 +452,7 @@ export class Container {
       await this.wait().catch(() => {})
     }
     this.#deleted = true
+    await this.#startSaved
     await releaseResources(this.#ctx.resources)
     this.#emit({ type: 'delete', time: new Date() })
   }

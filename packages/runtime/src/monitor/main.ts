@@ -72,6 +72,7 @@ async function main(): Promise<number> {
   try {
     await writeMeta(runtime.states, container.id, req.meta)
     await container.start({ stdout: 'log', stderr: 'log' })
+    await container.settled() // running on disk before `ctr run -d` prints the id
   } catch (err) {
     await container.delete({ force: true }).catch(() => {})
     runtime.forget(container.id)

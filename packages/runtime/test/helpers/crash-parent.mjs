@@ -14,5 +14,6 @@ if (mode === 'run-then-exit') {
 }
 const c = await rt.create({ image, cmd: ['sleep', '600'] })
 await c.start()
+await c.settled()
 process.stdout.write(`started ${c.id}\n`)
 setInterval(() => {}, 1000)

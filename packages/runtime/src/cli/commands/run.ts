@@ -107,6 +107,7 @@ async function runForeground(rt: Runtime, plan: RunPlan, create: RunPlan['create
         stderr: new Tee(process.stderr, log, 'stderr'),
         ...(plan.interactive && !plan.tty ? { stdin: process.stdin } : {}),
       })
+      await c.settled() // `ctr ps` elsewhere sees it running from here on
     } catch (err) {
       await log.close()
       await c.delete({ force: true }).catch(() => {})
