@@ -10,6 +10,7 @@
  */
 import fsSync, { promises as fs } from 'node:fs'
 import path from 'node:path'
+import { removeTree } from '@ctr/native'
 
 export interface StateIo {
   readonly sync: boolean
@@ -48,7 +49,8 @@ const asyncIo: StateIo = {
   mkdir: async (dir, mode) => void (await fs.mkdir(dir, { mode })),
   symlink: (target, link) => fs.symlink(target, link),
   readlink: (link) => fs.readlink(link).catch(() => ''),
-  rm: (p, recursive = false) => fs.rm(p, { recursive, force: true }),
+  // A directory tree as one thread-pool job (not a few trips per entry, as fs.rm).
+  rm: (p, recursive = false) => (recursive ? removeTree(path.resolve(p)) : fs.rm(p, { force: true })),
 }
 
 /** The I/O style for a state directory: synchronous on tmpfs/ramfs, else asynchronous. */

@@ -132,7 +132,10 @@ export class StateStore {
     }
     try {
       await io.mkdir(this.dir(state.id), 0o711)
-      await this.write(state)
+      // The first write goes straight to state.json (no temporary and rename: one journaled
+      // metadata change less). A reader meanwhile, or a crash, finds it unreadable, which
+      // read() and orphans() already treat as a directory without a state.
+      await io.writeFile(path.join(this.dir(state.id), 'state.json'), JSON.stringify(state, null, 2))
     } catch (err) {
       await io.rm(link)
       throw err
