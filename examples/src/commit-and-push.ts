@@ -30,6 +30,7 @@ if (!arg) {
 const registry = arg === '--local' ? await startLocalRegistry() : { host: arg, stop: async () => {} }
 const target = `${registry.host}/examples/greeting:v1`
 const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'ctr-commit-and-push-'))
+let fresh: Runtime | undefined
 try {
   // 1. Run a container that changes its root file system, and keep it (remove: false).
   const made = await run({ image: await busyboxImage(), cmd: ['sh', '-c', 'echo "made in container $(hostname)" > /etc/greeting'], remove: false })
@@ -54,11 +55,13 @@ try {
   await client.close()
 
   // 4. A fresh runtime (empty store) pulls it back and runs it: the file is in the image now.
-  const fresh = await Runtime.open({ root: path.join(scratch, 'store'), stateRoot: path.join(scratch, 'run'), registry: { insecure: [registry.host] } })
+  fresh = await Runtime.open({ root: path.join(scratch, 'store'), stateRoot: path.join(scratch, 'run'), registry: { insecure: [registry.host] } })
   const r = await run({ runtime: fresh, image: target, pull: 'always' })
   console.log(`pulled and ran ${target} in a fresh store: ${r.stdout.trim()} (exit code ${r.exitCode})`)
-  await fresh.client().close()
 } finally {
+  // run() removes its container in the background: close() waits for that (and closes the
+  // registry client) before the store goes.
+  await fresh?.close()
   await fs.rm(scratch, { recursive: true, force: true })
   await registry.stop()
 }

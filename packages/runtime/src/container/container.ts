@@ -263,7 +263,6 @@ export class Container {
     await log?.close()
     const oomKilled = (await oomKills(this.#ctx.cgroup).catch(() => 0)) > 0
     const info: ExitInfo = { exitCode: status.code, signal: status.signal, oomKilled }
-    this.#exitInfo = info
     const s = this.#ctx.state
     s.status = 'exited'
     s.finished = new Date().toISOString()
@@ -274,6 +273,9 @@ export class Container {
     // A container removed when it exits does not need its exit on disk: if we crash before
     // removing it, the next open releases it anyway (autoRemove), whatever its status says.
     if (!s.config.autoRemove) await this.#ctx.save(s).catch(() => {})
+    // Only now: wait() must not resolve before the exit is on disk (a `ctr run` that exits
+    // right after would cut the write short, and the next open would take it for a crash).
+    this.#exitInfo = info
     if (oomKilled) this.#emit({ type: 'oom', time: new Date() })
     this.#emit({ type: 'exit', time: new Date(), ...info })
     return info

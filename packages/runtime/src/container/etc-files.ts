@@ -3,7 +3,7 @@
  * (localhost and the container's own name) and `resolv.conf` (the host's, minus loopback
  * name servers the container cannot reach from its own network namespace).
  */
-import { promises as fs } from 'node:fs'
+import fsSync, { promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { StateIo } from './state-io.js'
 
@@ -21,7 +21,8 @@ const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4']
 export async function containerResolvConf(network: 'none' | 'host', hostFile = '/etc/resolv.conf'): Promise<string> {
   let text = ''
   try {
-    text = await fs.readFile(hostFile, 'utf8')
+    // A small host file in the page cache: read synchronously, once per container.
+    text = fsSync.readFileSync(hostFile, 'utf8')
   } catch {
     /* no resolv.conf on the host: the fallback below */
   }

@@ -3,13 +3,14 @@
  * of `memory.events` (v2) or `memory.oom_control` (v1, kernel ≥ 4.13). Read after the
  * container's init exited, it is final: every kill was counted before the process died.
  */
-import { promises as fs } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Cgroup } from '@ctr/cgroups'
 
 async function counter(file: string, key: string): Promise<number | undefined> {
   try {
-    const text = await fs.readFile(file, 'utf8')
+    // A cgroup file is made in memory as it is read: a synchronous read is ~10 µs.
+    const text = readFileSync(file, 'utf8')
     const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text)
     return m ? Number(m[1]) : undefined
   } catch {
