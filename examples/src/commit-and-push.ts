@@ -61,9 +61,12 @@ try {
 } finally {
   // run() removes its container in the background: close() waits for that (and closes the
   // registry client) before the store goes.
-  await fresh?.close()
-  await fs.rm(scratch, { recursive: true, force: true })
-  await registry.stop()
+  try {
+    await fresh?.close()
+    await fs.rm(scratch, { recursive: true, force: true })
+  } finally {
+    await registry.stop() // whatever failed above, the registry we started does not outlive us
+  }
 }
 
 /** Debian's docker-registry on a free port of 127.0.0.1, storing into a temporary directory. */
