@@ -79,7 +79,9 @@ describe('examples', () => {
 
   it('limits: the memory hog is OOM-killed, the fork bomb stays within pids, the loop gets a quarter CPU', async () => {
     const out = await example('limits')
-    expect(out).toMatch(/oomKilled true, exit code 137, signal null, peak memory [1-3]\d\.\d MiB/)
+    // The kernel picks the OOM victim: usually the hog (`tail`), and the shell exits 137; now and
+    // then the shell itself, PID 1, and the whole container ends by SIGKILL. Both are the OOM kill.
+    expect(out).toMatch(/oomKilled true, (exit code 137, signal null|exit code null, signal SIGKILL), peak memory [1-3]\d\.\d MiB/)
     const most = Number(/at most (\d+) processes/.exec(out)?.[1])
     expect(most).toBeGreaterThan(2)
     expect(most).toBeLessThanOrEqual(32)
