@@ -62,4 +62,6 @@ export interface CgroupBackend {
   removeIfEmpty(keepParent: boolean): Promise<boolean>
   /** Removes the shared parent levels (in every hierarchy) that hold no cgroup any more. */
   removeParent(): Promise<void>
+  /** {@link removeParent}, synchronously (for an 'exit' handler). */
+  removeParentSync(): void
 }

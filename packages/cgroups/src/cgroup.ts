@@ -268,4 +268,20 @@ export class Cgroup {
     const host = options.host ?? (await detect())
     await backendFor(host, parent, 'x').removeParent()
   }
+
+  /**
+   * {@link Cgroup.removeParent}, synchronously, for a process's `'exit'` handler (which cannot
+   * await). The host must be given: detecting it is asynchronous.
+   *
+   * @example
+   * ```ts
+   * const host = await detect()
+   * process.once('exit', () => Cgroup.removeParentSync({ parent: 'jobs', host }))
+   * ```
+   */
+  static removeParentSync(options: CgroupOptions & { host: CgroupHost }): void {
+    const parent = options.parent ?? 'ctr'
+    checkNames('x', parent)
+    backendFor(options.host, parent, 'x').removeParentSync()
+  }
 }

@@ -1,5 +1,5 @@
 /** Creating and removing cgroup directories: the parts both versions share. */
-import { promises as fs } from 'node:fs'
+import fsSync, { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CgroupError } from './errors.js'
@@ -104,13 +104,29 @@ export async function rmdirIfEmpty(dir: string): Promise<boolean> {
  * cgroup: after the last container goes, nothing of ours stays on the host.
  */
 export async function removeIfUnused(base: string, dir: string): Promise<void> {
-  for (let d = dir; d.startsWith(base + '/'); d = path.dirname(d)) {
+  for (const d of levelsUp(base, dir)) {
     try {
       await fs.rmdir(d)
     } catch {
       return // in use (another cgroup below it, or processes): keep it and what is above
     }
   }
+}
+
+/** {@link removeIfUnused}, synchronously: for a process's 'exit' handler, where nothing can be awaited. */
+export function removeIfUnusedSync(base: string, dir: string): void {
+  for (const d of levelsUp(base, dir)) {
+    try {
+      fsSync.rmdirSync(d)
+    } catch {
+      return
+    }
+  }
+}
+
+/** `dir` and each directory above it, up to (not including) `base`. */
+function* levelsUp(base: string, dir: string): Generator<string> {
+  for (let d = dir; d.startsWith(base + '/'); d = path.dirname(d)) yield d
 }
 
 /** Waits until `check()` is true or the deadline passes; returns the last answer. */

@@ -205,6 +205,24 @@ describe('Cgroup.create', () => {
     }
   })
 
+  it('removeParentSync removes the empty parent levels without awaiting (for an exit handler), and keeps a level in use', async () => {
+    const h = await host()
+    const parent = `${uniqueName()}/inner`
+    const a = await createCgroup(undefined, { parent, host: h })
+    const inner = allDirs(a).map((d) => path.dirname(d))
+    const outer = inner.map((d) => path.dirname(d))
+    try {
+      Cgroup.removeParentSync({ parent, host: h })
+      for (const p of inner) expect(fs.existsSync(p), p).toBe(true)
+      await a.destroy({ keepParent: true })
+      Cgroup.removeParentSync({ parent, host: h })
+      for (const p of [...inner, ...outer]) expect(fs.existsSync(p), p).toBe(false)
+    } finally {
+      await a.destroy()
+      for (const p of [...inner, ...outer]) if (fs.existsSync(p)) fs.rmdirSync(p)
+    }
+  })
+
   it('destroy({ keepParent }) keeps the empty parent in every hierarchy; removeParent() then removes it, and only when empty', async () => {
     const h = await host()
     const parent = uniqueName()

@@ -4,7 +4,7 @@
  * `/run/ctr`), opened on first use; open your own for other roots.
  */
 import { randomBytes } from 'node:crypto'
-import fsSync, { promises as fs } from 'node:fs'
+import { promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Cgroup, detect, type CgroupHost } from '@ctr/cgroups'
@@ -83,8 +83,6 @@ export class Runtime {
   /** Containers of ours holding a cgroup below the parent, which is kept while there are any. */
   #live = 0
   #parentTimer: NodeJS.Timeout | undefined
-  /** The parent's directories (one per hierarchy), once known: removed at exit if empty. */
-  #parentDirs: string[] = []
 
   private constructor(store: ImageStore, states: StateStore, host: CgroupHost, o: RuntimeOptions) {
     this.store = store
@@ -191,18 +189,11 @@ export class Runtime {
     this.#pending.add(p)
   }
 
-  #cgroupMade(cg: Cgroup): void {
+  #cgroupMade(): void {
     this.#live++
     clearTimeout(this.#parentTimer)
-    if (this.#parentDirs.length === 0) {
-      const levels = this.cgroupParent.split('/').length
-      for (const dir of [...(cg.paths.unified ? [cg.paths.unified] : []), ...new Set(Object.values(cg.paths.legacy))]) {
-        let d = path.dirname(dir)
-        for (let i = 0; i < levels; i++, d = path.dirname(d)) this.#parentDirs.push(d)
-      }
-      openRuntimes.add(this)
-      watchExit()
-    }
+    openRuntimes.add(this)
+    watchExit()
   }
 
   /**
@@ -221,15 +212,13 @@ export class Runtime {
     await Cgroup.removeParent({ parent: this.cgroupParent, host: this.cgroupHost }).catch(() => {})
   }
 
-  /** @internal at process exit: rmdir of the parent levels that are empty (synchronously). */
+  /** @internal at process exit: the cgroup parent goes if empty (synchronously). */
   removeCgroupParentSync(): void {
     if (this.#live > 0) return
-    for (const d of this.#parentDirs) {
-      try {
-        fsSync.rmdirSync(d)
-      } catch {
-        // in use or gone: the levels above it stay too (the list runs leaf to top per hierarchy)
-      }
+    try {
+      Cgroup.removeParentSync({ parent: this.cgroupParent, host: this.cgroupHost })
+    } catch {
+      // nothing to report at exit
     }
   }
 
@@ -358,7 +347,7 @@ export class Runtime {
         this.volumesOf(o),
         Cgroup.create(id, limits, { parent: this.cgroupParent, host: this.cgroupHost }).then((cg) => {
           res.cgroup = cg
-          this.#cgroupMade(cg)
+          this.#cgroupMade()
           res.onReleased = () => this.#cgroupGone()
           return cg
         }),
@@ -469,7 +458,6 @@ function watchExit(): void {
     for (const rt of openRuntimes) rt.removeCgroupParentSync()
   })
 }
-watchExit()
 
 let defaultRuntime: Promise<Runtime> | undefined
 

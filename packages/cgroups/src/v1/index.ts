@@ -10,7 +10,7 @@ import { CgroupError } from '../errors.js'
 import { exists, readPids, writeValue } from '../files.js'
 import type { Limits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
-import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
+import { mkdirBelow, mkdirLeaf, removeIfUnused, removeIfUnusedSync, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
 import { freezeV2, killV2, subscribeV2 } from '../v2/core.js'
 import { applyBlkio, blkioStats, readBlkio } from './blkio.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
@@ -211,12 +211,8 @@ export class V1Backend implements CgroupBackend {
   }
 
   async remove(deadline: number, keepParent = false): Promise<void> {
-    await Promise.all(
-      this.allPlaces().map(async (p) => {
-        await removeTree(p.dir, deadline)
-        if (!keepParent) await removeIfUnused(p.base, p.parentDir)
-      }),
-    )
+    await Promise.all(this.allPlaces().map((p) => removeTree(p.dir, deadline)))
+    if (!keepParent) await this.removeParent()
   }
 
   async removeIfEmpty(keepParent: boolean): Promise<boolean> {
@@ -228,6 +224,10 @@ export class V1Backend implements CgroupBackend {
 
   async removeParent(): Promise<void> {
     await Promise.all(this.allPlaces().map((p) => removeIfUnused(p.base, p.parentDir)))
+  }
+
+  removeParentSync(): void {
+    for (const p of this.allPlaces()) removeIfUnusedSync(p.base, p.parentDir)
   }
 }
 

@@ -5,7 +5,7 @@ import type { CgroupHost } from '../detect.js'
 import { exists, readOptional } from '../files.js'
 import type { Limits } from '../limits.js'
 import { parsePsi, type CgroupStats } from '../stats.js'
-import { mkdirBelow, mkdirLeaf, removeIfUnused, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
+import { mkdirBelow, mkdirLeaf, removeIfUnused, removeIfUnusedSync, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
 import { addProcessV2, delegateControllers, freezeV2, isFrozenV2, killV2, procsOf, subscribeV2 } from './core.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
 import { applyIo, ioStats, readIo } from './io.js'
@@ -123,5 +123,9 @@ export class V2Backend implements CgroupBackend {
 
   removeParent(): Promise<void> {
     return removeIfUnused(this.base, this.parentDir)
+  }
+
+  removeParentSync(): void {
+    removeIfUnusedSync(this.base, this.parentDir)
   }
 }

@@ -7,6 +7,20 @@ export const EXIT_CTR = 125
 export const EXIT_CANNOT_EXEC = 126
 export const EXIT_NOT_FOUND = 127
 
+/** Runs `fn` for each argument; reports failures as `ctr: …` and returns 125 if any failed. */
+export async function eachArg(args: string[], fn: (arg: string) => Promise<void>): Promise<number> {
+  let failed = 0
+  for (const a of args) {
+    try {
+      await fn(a)
+    } catch (err) {
+      failed++
+      process.stderr.write(`ctr: ${(err as Error).message}\n`)
+    }
+  }
+  return failed ? EXIT_CTR : 0
+}
+
 /** An error that ends `ctr` with a given status (after printing its message). */
 export class ExitError extends Error {
   constructor(

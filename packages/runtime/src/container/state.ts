@@ -222,12 +222,8 @@ export class StateStore {
   /** Removes the container's directory and frees its name. */
   async remove(id: string): Promise<void> {
     const s = await this.read(id)
-    const io = await this.io()
-    await io.rm(this.dir(id), true)
-    if (s) {
-      const link = this.#nameLink(s.name)
-      if ((await io.readlink(link)) === id) await io.rm(link)
-    }
+    await (await this.io()).rm(this.dir(id), true)
+    if (s) await this.releaseName(id, s.name)
   }
 }
 

@@ -24,24 +24,10 @@ import {
   stopContainer,
 } from '../container-view.js'
 import type { Context } from '../context.js'
-import { ExitError, EXIT_CTR } from '../errors.js'
+import { eachArg, ExitError, EXIT_CTR } from '../errors.js'
 import { binarySize, commandColumn, formatTemplate, humanDuration, humanSize, splitRef, table } from '../format.js'
 import { attachTerminal } from '../terminal.js'
 import { displayRef } from './images.js'
-
-/** Runs `fn` for each argument; reports failures as `ctr: …` and returns 125 if any failed. */
-async function eachArg(args: string[], fn: (arg: string) => Promise<void>): Promise<number> {
-  let failed = 0
-  for (const a of args) {
-    try {
-      await fn(a)
-    } catch (err) {
-      failed++
-      process.stderr.write(`ctr: ${(err as Error).message}\n`)
-    }
-  }
-  return failed ? EXIT_CTR : 0
-}
 
 // ---- ps ------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import { Network } from '../../network/network.js'
 import { RuntimeError } from '../../errors.js'
 import { bool, commandHelp, list, parseCommand, str, UsageError, type CommandSpec, type Parsed } from '../args.js'
 import type { Context } from '../context.js'
-import { EXIT_CTR } from '../errors.js'
+import { eachArg } from '../errors.js'
 import { table } from '../format.js'
 
 export const NETWORK_CREATE_SPEC: CommandSpec = {
@@ -163,22 +163,9 @@ async function ls(ctx: Context, p: Parsed): Promise<number> {
   return 0
 }
 
-async function eachName(args: string[], fn: (name: string) => Promise<void>): Promise<number> {
-  let failed = 0
-  for (const a of args) {
-    try {
-      await fn(a)
-    } catch (err) {
-      failed++
-      process.stderr.write(`ctr: ${(err as Error).message}\n`)
-    }
-  }
-  return failed ? EXIT_CTR : 0
-}
-
 async function rm(ctx: Context, p: Parsed): Promise<number> {
   const rt = await ctx.runtime()
-  return eachName(p.args, async (name) => {
+  return eachArg(p.args, async (name) => {
     await (await Network.get(name, { runtime: rt })).remove()
     process.stdout.write(`${name}\n`)
   })
@@ -187,7 +174,7 @@ async function rm(ctx: Context, p: Parsed): Promise<number> {
 async function inspect(ctx: Context, p: Parsed): Promise<number> {
   const rt = await ctx.runtime()
   const out: unknown[] = []
-  const status = await eachName(p.args, async (name) => {
+  const status = await eachArg(p.args, async (name) => {
     out.push(await view(await Network.get(name, { runtime: rt })))
   })
   process.stdout.write(`${JSON.stringify(out, null, 4)}\n`)
