@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
-import { isAlive, processStart } from '../container/process-identity.js'
+import { isAlive, selfIdentity } from '../container/process-identity.js'
 import { RuntimeError } from '../errors.js'
 
 export const networkNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a network name: letters, digits, _ . - (up to 64)')
@@ -47,8 +47,6 @@ export const allocationSchema = z.strictObject({
 export const ipamSchema = z.strictObject({ version: z.literal(1), allocations: z.record(z.string(), allocationSchema) })
 export type Ipam = z.infer<typeof ipamSchema>
 export type Allocation = z.infer<typeof allocationSchema>
-
-let selfStart: number | undefined
 
 export class NetworkStore {
   readonly dir: string
@@ -176,8 +174,8 @@ export class NetworkStore {
    */
   async locked<T>(f: () => T | Promise<T>): Promise<T> {
     const lock = path.join(this.dir, '.lock')
-    selfStart ??= processStart(process.pid) ?? 0
-    const me = `${process.pid}:${selfStart}:${randomBytes(4).toString('hex')}`
+    const self = selfIdentity()
+    const me = `${self.pid}:${self.start}:${randomBytes(4).toString('hex')}`
     const deadline = Date.now() + 30_000
     for (;;) {
       try {
