@@ -83,6 +83,8 @@ export const Phase = {
   Exec: 5,
   /** stage 1 cloning stage 2 (two-stage spawns) */
   Clone: 6,
+  /** joining the v1 cgroup of `cgroupTasks[index]` */
+  Cgroup: 7,
 } as const
 
 /** The plan the native spawn takes. */
@@ -100,13 +102,13 @@ export interface SpawnPlan {
   /** Files the parent writes while the child waits; `{pid}` is replaced by the child's pid. */
   parentWrites: { path: string; data: string }[]
   /**
-   * Files the parent writes while the child already runs its first steps (cgroup v1
-   * `cgroup.procs`: each attach may wait for an RCU grace period, which the child's mounts
-   * overlap). The child waits for them before `steps[awaitBeforeStep]` (`steps.length`:
-   * before exec). Required with `lateWrites`.
+   * cgroup v1 `tasks` files the child joins itself, first thing, by writing `0` to each (the
+   * parent opens them before clone). A thread that moves itself skips the global lock that a
+   * pid written to `cgroup.procs` takes, and with it an RCU grace period (milliseconds) on
+   * every first attach after a quiet moment. The child is a single thread, so the whole
+   * process moves.
    */
-  lateWrites?: { path: string; data: string }[]
-  awaitBeforeStep?: number
+  cgroupTasks?: string[]
   /** fds the child gets: `source` (in the parent) becomes `target` (in the child). Everything else is closed. */
   fds: { source: number; target: number }[]
   steps: Step[]

@@ -165,12 +165,12 @@ std::unique_ptr<Plan> parse_plan(Napi::Env env, Napi::Object o) {
     p.parent_writes.push_back({w.Get("path").ToString().Utf8Value(),
                                w.Get("data").ToString().Utf8Value()});
   }
-  if (o.Has("lateWrites") && !o.Get("lateWrites").IsUndefined()) {
-    Napi::Array late = get_array(env, o, "lateWrites");
-    for (uint32_t i = 0; i < late.Length(); i++) {
-      Napi::Object w = late.Get(i).As<Napi::Object>();
-      p.late_writes.push_back({w.Get("path").ToString().Utf8Value(),
-                               w.Get("data").ToString().Utf8Value()});
+  if (o.Has("cgroupTasks") && !o.Get("cgroupTasks").IsUndefined()) {
+    Napi::Array tasks = get_array(env, o, "cgroupTasks");
+    for (uint32_t i = 0; i < tasks.Length(); i++) {
+      Napi::Value t = tasks.Get(i);
+      if (!t.IsString()) throw_type(env, "cgroupTasks[" + std::to_string(i) + "] must be a string");
+      p.cgroup_tasks.push_back(t.As<Napi::String>().Utf8Value());
     }
   }
   Napi::Array fds = get_array(env, o, "fds");
@@ -184,12 +184,6 @@ std::unique_ptr<Plan> parse_plan(Napi::Env env, Napi::Object o) {
     p.fds.push_back({src, dst});
   }
   parse_steps(p, env, get_array(env, o, "steps"));
-  if (!p.late_writes.empty()) {
-    int64_t at = get_int(env, o.Get("awaitBeforeStep"), "awaitBeforeStep");
-    if (at < 0 || (uint64_t)at > p.steps.size())
-      throw_type(env, "awaitBeforeStep must be a step index (0 to steps.length)");
-    p.await_step = (size_t)at;
-  }
 
   Napi::Value ev = o.Get("exec");
   if (!ev.IsObject()) throw_type(env, "exec must be an object");

@@ -293,6 +293,16 @@ extern "C" int ctr_child_main(void* arg) {
   reset_signal_dispositions();
   sys(__NR_prctl, PR_SET_PDEATHSIG, plan->pdeathsig, 0, 0, 0);
 
+  // Join the v1 cgroups first: "0" in `tasks` moves this (only) thread without the global
+  // rwsem a pid written to cgroup.procs takes. Before any setns, so a second stage cloned in a
+  // joined pid namespace is born inside them, and before the sync wait, so it overlaps the
+  // parent's own writes.
+  for (size_t i = 0; i < plan->cgroup_task_fds.size(); i++) {
+    long r = sys(__NR_write, plan->cgroup_task_fds[i], "0", 1);
+    if (failed(r)) fail(plan, Phase::Cgroup, (int)i, r);
+    if (r != 1) fail(plan, Phase::Cgroup, (int)i, -EIO);
+  }
+
   for (size_t i = 0; i < plan->joins.size(); i++) {
     long r = sys(__NR_setns, plan->joins[i].fd, plan->joins[i].nstype);
     if (failed(r)) fail(plan, Phase::Join, (int)i, r);
@@ -315,17 +325,10 @@ extern "C" int ctr_child_main(void* arg) {
     if (r != 1) exit_now(126);
   }
 
-  // From here on the plan's own numbering of fds applies; keep the report fd (and the sync fd,
-  // when the parent still has late writes to do) out of the way.
+  // From here on the plan's own numbering of fds applies; keep the report fd out of the way.
   int floor = highest_target_fd(plan) + 1;
   long report = move_high(plan->report_fd, floor);
   if (failed(report)) fail(plan, Phase::Setup, 0, report);
-  bool late = !plan->late_writes.empty();
-  long sync = -1;
-  if (late) {
-    sync = move_high(plan->sync_fd, floor);
-    if (failed(sync)) fail(plan, Phase::Setup, 0, sync);
-  }
   // The original report fd may be a dup2 target or fall to close_range: from here on failures
   // go through the high copy.
   auto report_to = [&](Phase phase, int index, long neg) {
@@ -348,22 +351,19 @@ extern "C" int ctr_child_main(void* arg) {
     long r = sys(__NR_dup3, temps[i], plan->fds[i].target, 0);
     if (failed(r)) report_to(Phase::Fds, (int)i, r);
   }
-  // Everything else goes: fds the parent leaked without O_CLOEXEC, our temporaries, the
-  // original sync pipe. Only the report fd and the high sync copy stay (both close on exec).
+  // Everything else goes: fds the parent leaked without O_CLOEXEC, our temporaries, the sync
+  // pipe, the cgroup `tasks` files. Only the report fd stays (it closes on exec).
   {
-    long lo = late && sync < report ? sync : report;
-    long hi = late && sync > report ? sync : report;
     long r = 0;
-    if (lo > floor) r = sys(__NR_close_range, floor, lo - 1, 0);
-    if (!failed(r) && hi > lo + 1) r = sys(__NR_close_range, lo + 1, hi - 1, 0);
-    if (!failed(r)) r = sys(__NR_close_range, hi + 1, ~0U, 0);
+    if (report > floor) r = sys(__NR_close_range, floor, report - 1, 0);
+    if (!failed(r)) r = sys(__NR_close_range, report + 1, ~0U, 0);
     if (r == -ENOSYS) {
       struct rlimit64 {
         uint64_t cur, max;
       } lim{};
       sys(__NR_prlimit64, 0, RLIMIT_NOFILE, 0, &lim);
       for (uint64_t fd = floor; fd < lim.cur && fd < (1u << 20); fd++)
-        if ((long)fd != lo && (long)fd != hi) sys(__NR_close, fd);
+        if ((long)fd != report) sys(__NR_close, fd);
     } else if (failed(r)) {
       report_to(Phase::Setup, 1, r);
     }
@@ -371,22 +371,10 @@ extern "C" int ctr_child_main(void* arg) {
   // 0, 1 and 2 are the plan's business: TypeScript always names them (inherited, piped, or
   // /dev/null when ignored), so they are never the parent's by accident.
 
-  // The second wait: the parent's late writes (cgroup placement) are done before the steps
-  // from await_step on, and before exec. EOF: the parent gave up.
-  auto await_parent = [&]() {
-    char go = 0;
-    long r;
-    do r = sys(__NR_read, sync, &go, 1);
-    while (r == -EINTR);
-    if (r != 1) exit_now(126);
-    sys(__NR_close, sync);
-  };
   for (size_t i = 0; i < plan->steps.size(); i++) {
-    if (late && i == plan->await_step) await_parent();
     long r = run_step(plan->steps[i]);
     if (failed(r)) report_to(Phase::Step, (int)i, r);
   }
-  if (late && plan->await_step == plan->steps.size()) await_parent();
 
   // Credentials may have changed, which clears the parent-death signal: set it again.
   sys(__NR_prctl, PR_SET_PDEATHSIG, plan->pdeathsig, 0, 0, 0);

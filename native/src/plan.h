@@ -72,6 +72,7 @@ enum class Phase : int32_t {
   Step = 4,    // steps[index]
   Exec = 5,    // execve
   Clone = 6,   // stage 1 cloning stage 2
+  Cgroup = 7,  // joining cgroup_tasks[index] (a v1 `tasks` file)
 };
 
 // One record on the error pipe. Fits well inside PIPE_BUF, so a write is atomic.
@@ -100,12 +101,13 @@ struct Plan {
     std::string data;
   };
   std::vector<ParentWrite> parent_writes;
-  // Files the parent writes while the child already sets up (cgroup.procs: on cgroup v1 each
-  // attach can wait for an RCU grace period, milliseconds the child's mounts can overlap).
-  // The child waits for them just before steps[await_step] (== steps.size(): before exec).
-  // Empty: no second wait.
-  std::vector<ParentWrite> late_writes;
-  size_t await_step = 0;
+  // cgroup v1 `tasks` files the child writes "0" to first thing, so it joins them itself. A
+  // thread that moves itself needs no cgroup_threadgroup_rwsem, whose write side waits for an
+  // RCU grace period (6-12 ms) when the parent writes the child's pid to cgroup.procs. The child
+  // is one thread, so moving the thread moves the process. The parent opens them before clone
+  // (the open's credentials are what the kernel checks) and sets cgroup_task_fds.
+  std::vector<std::string> cgroup_tasks;
+  std::vector<int> cgroup_task_fds;
 
   std::vector<FdMove> fds;
   std::vector<Step> steps;

@@ -173,11 +173,23 @@ SpawnOutcome spawn_process(Plan& plan) {
   Stack stack;
   if (!stack.allocate()) return parent_error("mmap", "child stack", errno);
 
+  // The v1 `tasks` files the child joins itself: opened here, with our credentials, and
+  // closed once the child has its copies.
+  std::vector<Fd> task_fds(plan.cgroup_tasks.size());
+  plan.cgroup_task_fds.clear();
+  for (size_t i = 0; i < plan.cgroup_tasks.size(); i++) {
+    int fd = open(plan.cgroup_tasks[i].c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return parent_error("open", plan.cgroup_tasks[i], errno);
+    task_fds[i].reset(fd);
+    plan.cgroup_task_fds.push_back(fd);
+  }
+
   bool into_cgroup = plan.cgroup_fd >= 0;
   int first_pidfd = -1;
   long first = clone_child(plan, stack, &into_cgroup, &first_pidfd);
   if (first < 0) return parent_error("clone3", "", (int)-first);
   Fd first_fd(first_pidfd);
+  task_fds.clear();
   // The legacy clone cannot place the child: the parent moves it while it waits.
   if (plan.cgroup_fd >= 0 && !into_cgroup)
     plan.parent_writes.insert(plan.parent_writes.begin(),
@@ -210,37 +222,23 @@ SpawnOutcome spawn_process(Plan& plan) {
     target_fd.reset(first_fd.release());
   }
 
+  // A write of ours can fail because the child already failed (joining a cgroup, say) and
+  // exited: after killing and reaping it, so the report pipe is at EOF and cannot block, its
+  // report, if any, is the error to give.
+  auto fail_after_clone = [&](const char* syscall_name, const std::string& path, int e) {
+    kill_and_reap(target_fd.fd);
+    long m = read_report(report_read.fd, &rep);
+    if (m == (long)sizeof rep) return child_error(m, rep);
+    return parent_error(syscall_name, path, e);
+  };
   for (const Plan::ParentWrite& w : plan.parent_writes) {
     std::string path = replace_pid(w.path, pid);
-    if (int e = write_file(path, replace_pid(w.data, pid))) {
-      kill_and_reap(target_fd.fd);
-      return parent_error("write", path, e);
-    }
+    if (int e = write_file(path, replace_pid(w.data, pid))) return fail_after_clone("write", path, e);
   }
 
   char go = 1;
-  if (write(sync_write.fd, &go, 1) != 1) {
-    int e = errno;
-    kill_and_reap(target_fd.fd);
-    return parent_error("write", "spawn sync pipe", e);
-  }
+  if (write(sync_write.fd, &go, 1) != 1) return fail_after_clone("write", "spawn sync pipe", errno);
 
-  // The child sets up meanwhile and waits again before steps[await_step]. A child that failed
-  // in between has exited with a report: after killing and reaping it (so the report pipe is
-  // at EOF and cannot block), its report, if any, is the error to give.
-  if (!plan.late_writes.empty()) {
-    auto fail_late = [&](const char* syscall_name, const std::string& path, int e) {
-      kill_and_reap(target_fd.fd);
-      long m = read_report(report_read.fd, &rep);
-      if (m == (long)sizeof rep) return child_error(m, rep);
-      return parent_error(syscall_name, path, e);
-    };
-    for (const Plan::ParentWrite& w : plan.late_writes) {
-      std::string path = replace_pid(w.path, pid);
-      if (int e = write_file(path, replace_pid(w.data, pid))) return fail_late("write", path, e);
-    }
-    if (write(sync_write.fd, &go, 1) != 1) return fail_late("write", "spawn sync pipe", errno);
-  }
   sync_write.reset();
 
   long n = read_report(report_read.fd, &rep);

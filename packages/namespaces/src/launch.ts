@@ -1,3 +1,4 @@
+import path from 'node:path'
 /**
  * Shared tail of spawn() and enter(): hand the plan to the native interpreter, turn a failure
  * into a SpawnError that names the step, and wrap a success in a RunningChild.
@@ -63,17 +64,17 @@ export class Joins {
 }
 
 /**
- * The child's cgroups: an open cgroup2 directory for CLONE_INTO_CGROUP, and the v1
- * `cgroup.procs` files the parent writes while the child waits.
+ * The child's cgroups: an open cgroup2 directory for CLONE_INTO_CGROUP, and the v1 `tasks`
+ * files the child joins itself before anything else (see `SpawnPlan.cgroupTasks`).
  */
 export class Placement {
   readonly fd: number | undefined
   readonly path: string | undefined
-  readonly writes: { path: string; data: string }[]
+  readonly tasks: string[]
 
   constructor(placement: CgroupPlacement | undefined) {
     this.path = placement?.unified
-    this.writes = (placement?.legacy ?? []).map((dir) => ({ path: `${dir}/cgroup.procs`, data: '{pid}' }))
+    this.tasks = (placement?.legacy ?? []).map((dir) => `${dir}/tasks`)
     if (this.path === undefined) return
     try {
       this.fd = openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY)
@@ -110,6 +111,10 @@ function describeFailure(err: { phase?: number; index?: number }, ctx: LaunchCon
       return { step: `exec ${ctx.plan.exec.path}`, syscall: 'execve', path: ctx.plan.exec.path }
     case Phase.Clone:
       return { step: 'clone into the joined pid namespace', syscall: 'clone' }
+    case Phase.Cgroup: {
+      const tasks = ctx.placement.tasks[i] ?? ''
+      return { step: `join cgroup ${path.dirname(tasks)}`, syscall: 'write', path: tasks }
+    }
     default:
       return { step: 'prepare the child', syscall: 'fcntl' }
   }

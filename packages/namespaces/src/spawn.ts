@@ -11,12 +11,6 @@ function setupId(map: IdMapEntry[]): number {
   return map.some((e) => e.containerId === 0) ? 0 : map[0]!.containerId
 }
 
-/** The index of the first step with this op, or the number of steps. */
-function firstIndex(steps: SpawnPlan['steps'], op: number): number {
-  const i = steps.findIndex((s) => s.op === op)
-  return i < 0 ? steps.length : i
-}
-
 function idMapText(map: IdMapEntry[]): string {
   return map.map((e) => `${e.containerId} ${e.hostId} ${e.size}\n`).join('')
 }
@@ -98,11 +92,7 @@ export async function spawn(options: SpawnOptions): Promise<Child> {
     twoStage: joins.twoStage,
     ...(placement.fd === undefined ? {} : { cgroupFd: placement.fd, cgroupPath: placement.path! }),
     parentWrites,
-    // cgroup v1 placement overlaps the child's set-up (mounts, pivot_root); it is done before
-    // the seccomp filter (which could forbid the child's wait) and before exec.
-    ...(placement.writes.length > 0
-      ? { lateWrites: placement.writes, awaitBeforeStep: firstIndex(steps.steps, Op.Seccomp) }
-      : {}),
+    ...(placement.tasks.length > 0 ? { cgroupTasks: placement.tasks } : {}),
     fds: stdio.moves,
     steps: steps.steps,
     exec: { path: o.argv[0]!, argv: o.argv, env: env.list, search: env.path },

@@ -1,14 +1,14 @@
 /**
  * Placement: the child is in its cgroups before it execs — cloned straight into a cgroup2
- * directory (CLONE_INTO_CGROUP), or written into v1 cgroup.procs by the parent while the child
- * waits — and the legacy clone() path (no clone3) places it too. Cgroups are created only
- * below this process's own cgroup and removed afterwards.
+ * directory (CLONE_INTO_CGROUP), or, on v1, joining each hierarchy itself through a `tasks`
+ * file the parent opened — and the legacy clone() path (no clone3) places it too. Cgroups are
+ * created only below this process's own cgroup and removed afterwards.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SpawnError } from '../src/index.js'
-import { run, start, reap } from './helpers/util.js'
+import { run, runEnter, start, reap } from './helpers/util.js'
 
 /** Our own cgroup in a hierarchy: the v2 one (`0::`) or a v1 controller's. */
 function ownCgroup(controller: string | null): string | undefined {
@@ -33,14 +33,18 @@ const unifiedRoot = unifiedMount()
 const unifiedDir = unifiedRoot && ownCgroup(null) !== undefined ? path.join(unifiedRoot, ownCgroup(null)!, name) : undefined
 const pidsOwn = ownCgroup('pids')
 const pidsDir = pidsOwn !== undefined && fs.existsSync('/sys/fs/cgroup/pids') ? path.join('/sys/fs/cgroup/pids', pidsOwn, name) : undefined
+// A v1 cpuset cgroup whose cpuset.cpus is left empty: the kernel refuses to attach to it.
+const cpusetOwn = ownCgroup('cpuset')
+const cpusetRoot = cpusetOwn !== undefined && fs.existsSync('/sys/fs/cgroup/cpuset') ? path.join('/sys/fs/cgroup/cpuset', cpusetOwn) : undefined
+const emptyCpusetDir = cpusetRoot && fs.readFileSync(path.join(cpusetRoot, 'cgroup.clone_children'), 'utf8').trim() === '0'
+  ? path.join(cpusetRoot, name) : undefined
 
 beforeAll(() => {
-  if (unifiedDir) fs.mkdirSync(unifiedDir)
-  if (pidsDir) fs.mkdirSync(pidsDir)
+  for (const dir of [unifiedDir, pidsDir, emptyCpusetDir]) if (dir) fs.mkdirSync(dir)
 })
 
 afterAll(() => {
-  for (const dir of [unifiedDir, pidsDir]) if (dir && fs.existsSync(dir)) fs.rmdirSync(dir)
+  for (const dir of [unifiedDir, pidsDir, emptyCpusetDir]) if (dir && fs.existsSync(dir)) fs.rmdirSync(dir)
 })
 
 function cgroupOf(text: string, controller: string | null): string | undefined {
@@ -91,41 +95,44 @@ describe.each([
   })
 })
 
-// A classic-BPF program: EPERM for read(2) (x86_64 and aarch64 numbers), allow the rest.
-function denyRead(): Buffer {
-  const LD_ABS = 0x20, JEQ = 0x15, RET = 0x06
-  const arch = process.arch === 'arm64' ? 0xc00000b7 : 0xc000003e
-  const nr = process.arch === 'arm64' ? 63 : 0
-  const ins: [number, number, number, number][] = [
-    [LD_ABS, 0, 0, 4], [JEQ, 0, 2, arch], [LD_ABS, 0, 0, 0], [JEQ, 1, 0, nr],
-    [RET, 0, 0, 0x7fff0000], [RET, 0, 0, 0x00050000 | 1],
-  ]
-  const b = Buffer.alloc(ins.length * 8)
-  ins.forEach(([code, jt, jf, k], i) => { b.writeUInt16LE(code, i * 8); b.writeUInt8(jt, i * 8 + 2); b.writeUInt8(jf, i * 8 + 3); b.writeUInt32LE(k >>> 0, i * 8 + 4) })
-  return b
-}
-
-describe('v1 placement overlaps the child set-up', () => {
-  it.runIf(pidsDir)('the child waits for it before the seccomp filter, so a filter that forbids read(2) cannot break the wait', async () => {
-    // Static busybox's sleep reads nothing; had the child waited after loading the filter, its
-    // read of the sync pipe would fail and it would exit 126 without running sleep.
-    const child = await start({
-      argv: ['/bin/busybox', 'sleep', '30'], cgroup: { legacy: [pidsDir!] }, noNewPrivileges: true, seccomp: { filter: denyRead() },
-    })
-    try {
-      expect(fs.readFileSync(path.join(pidsDir!, 'cgroup.procs'), 'utf8').split('\n')).toContain(String(child.pid))
-      expect(fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8')).toBe('/bin/busybox\0sleep\x0030\0')
-    } finally {
-      await reap(child)
-    }
+describe('v1: the child joins its cgroups itself', () => {
+  it.runIf(pidsDir)('inside a new user namespace too (the kernel checks the credentials of the parent that opened tasks)', async () => {
+    const r = await run({ argv: ['cat', '/proc/self/cgroup'], namespaces: ['user'], cgroup: { legacy: [pidsDir!] } })
+    expect(r.code).toBe(0)
+    expect(cgroupOf(r.stdout, 'pids')).toBe(path.join(pidsOwn!, name))
   })
 
-  it.runIf(pidsDir)('a step that fails while the parent places the child is reported as that step, and nothing is left', async () => {
+  it.runIf(pidsDir)('a program entered into a pid namespace (a two-stage spawn) is born inside the cgroup', async () => {
+    const holder = await start({ argv: ['sleep', '30'], namespaces: ['pid', 'mnt'] })
+    try {
+      const r = await runEnter(holder.pid, { argv: ['cat', '/proc/self/cgroup'], namespaces: ['pid'], cgroup: { legacy: [pidsDir!] } })
+      expect(r.code).toBe(0)
+      expect(cgroupOf(r.stdout, 'pids')).toBe(path.join(pidsOwn!, name))
+    } finally {
+      await reap(holder)
+    }
+    expect(fs.readFileSync(path.join(pidsDir!, 'cgroup.procs'), 'utf8').trim()).toBe('')
+  })
+
+  it.runIf(pidsDir)('a step that fails after the child joined is reported as that step, and the cgroup is left empty', async () => {
     const err = await run({ argv: ['true'], cwd: '/no/such/dir/ctr', cgroup: { legacy: [pidsDir!] } }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(SpawnError)
     expect((err as SpawnError).code).toBe('ENOENT')
     expect((err as SpawnError).step).toContain('chdir /no/such/dir/ctr')
     expect(fs.readFileSync(path.join(pidsDir!, 'cgroup.procs'), 'utf8').trim()).toBe('')
+  })
+
+  it.runIf(emptyCpusetDir && pidsDir)('a cgroup the kernel refuses to join is named with its errno, and the child is reaped', async () => {
+    // The pids cgroup comes first and is joined; the cpuset one has no cpus, so attaching to
+    // it fails with ENOSPC.
+    const err = await run({ argv: ['true'], cgroup: { legacy: [pidsDir!, emptyCpusetDir!] } }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SpawnError)
+    expect((err as SpawnError).code).toBe('ENOSPC')
+    expect((err as SpawnError).step).toBe(`join cgroup ${emptyCpusetDir}`)
+    expect((err as SpawnError).path).toBe(`${emptyCpusetDir}/tasks`)
+    expect(fs.readFileSync(path.join(pidsDir!, 'cgroup.procs'), 'utf8').trim()).toBe('')
+    expect(fs.readFileSync(path.join(emptyCpusetDir!, 'cgroup.procs'), 'utf8').trim()).toBe('')
+    // the per-file hygiene check asserts that no child (or zombie) of ours is left
   })
 })
 
@@ -138,12 +145,12 @@ describe('placement failures leave nothing behind', () => {
     expect((err as SpawnError).step).toContain(missing)
   })
 
-  it('a v1 cgroup.procs the parent cannot write kills and reaps the waiting child', async () => {
+  it('a missing v1 cgroup rejects before anything is cloned', async () => {
     const missing = '/sys/fs/cgroup/pids/ctr-test-missing-cgroup'
     const err = await run({ argv: ['true'], cgroup: { legacy: [missing] } }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(SpawnError)
     expect((err as SpawnError).code).toBe('ENOENT')
-    expect((err as SpawnError).step).toBe(`write ${missing}/cgroup.procs`)
+    expect((err as SpawnError).step).toBe(`open ${missing}/tasks`)
     // the per-file hygiene check asserts that no child (or zombie) of ours is left
   })
 })
