@@ -45,6 +45,8 @@ interface Addon {
   llistxattr(path: string): string[]
   mountIn(cwd: string, source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void
   removeTree(path: string): Promise<void>
+  mkdirs(paths: string[], mode: number): Promise<number[]>
+  rmdirs(paths: string[]): Promise<number[]>
   openFlags: OpenFlags
   openpty(): { master: number; slave: number; path: string }
   setWinsize(fd: number, columns: number, rows: number): void
@@ -213,6 +215,23 @@ export const mountIn = (cwd: string, source: string | null, target: string, fsty
  * ```
  */
 export const removeTree = (path: string): Promise<void> => addon().removeTree(path)
+
+/**
+ * `mkdir(2)` of each path, in order, as one job on the thread pool: for many directories on an
+ * in-memory file system (a container's cgroup in every v1 hierarchy), where a promise round
+ * trip per directory costs more than the directory. Resolves with one errno per path, 0 where
+ * it was made; it never rejects for a path's failure.
+ *
+ * @example
+ * ```ts
+ * const errs = await mkdirs(['/sys/fs/cgroup/pids/ctr/c1', '/sys/fs/cgroup/memory/ctr/c1'], 0o755)
+ * // [0, 0], or e.g. [0, 17] (EEXIST) for the second
+ * ```
+ */
+export const mkdirs = (paths: string[], mode: number): Promise<number[]> => addon().mkdirs(paths, mode)
+
+/** `rmdir(2)` of each path, in order, as one job on the thread pool; one errno per path (0: removed). See {@link mkdirs}. */
+export const rmdirs = (paths: string[]): Promise<number[]> => addon().rmdirs(paths)
 
 export const openpty = (): { master: number; slave: number; path: string } => addon().openpty()
 /** Sets a terminal's size (TIOCSWINSZ); the foreground process group gets SIGWINCH. */

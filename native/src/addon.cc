@@ -22,6 +22,7 @@
 #include "plan.h"
 #include "poller.h"
 #include "remove_tree.h"
+#include "dir_ops.h"
 #include "spawn.h"
 
 namespace ctr {
@@ -461,6 +462,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   RegisterFsOps(env, exports);
   RegisterRemoveTree(env, exports);
+  RegisterDirOps(env, exports);
   RegisterPty(env, exports);
   RegisterNetlink(env, exports);
   return exports;

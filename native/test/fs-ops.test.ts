@@ -9,7 +9,7 @@ import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   AT_FDCWD, close, FileType, lgetxattr, llistxattr, lsetxattr, makedev, mknodat, mount, mountIn, MountFlag,
-  OpenFlag, openat2, removeTree, ResolveFlag, umount2,
+  mkdirs, OpenFlag, openat2, removeTree, ResolveFlag, rmdirs, umount2,
 } from '../lib/index.js'
 
 let dir: string
@@ -159,5 +159,25 @@ describe('removeTree', () => {
     } finally { umount2(target, 0) }
     await removeTree(root)
     expect(fs.existsSync(root)).toBe(false)
+  })
+})
+
+describe('mkdirs / rmdirs', () => {
+  it('make and remove each directory in order, with one errno per path and no rejection', async () => {
+    const a = path.join(dir, 'a'), b = path.join(dir, 'a', 'b'), missing = path.join(dir, 'no', 'c')
+    expect(await mkdirs([a, b, a, missing], 0o700)).toEqual([0, 0, os.constants.errno.EEXIST, os.constants.errno.ENOENT])
+    expect(fs.statSync(b).mode & 0o777).toBe(0o700 & ~process.umask())
+    fs.writeFileSync(path.join(b, 'f'), '')
+    expect(await rmdirs([a, b, missing])).toEqual([os.constants.errno.ENOTEMPTY, os.constants.errno.ENOTEMPTY, os.constants.errno.ENOENT])
+    fs.rmSync(path.join(b, 'f'))
+    expect(await rmdirs([b, a])).toEqual([0, 0])
+    expect(fs.existsSync(a)).toBe(false)
+  })
+
+  it('refuse relative paths, NUL bytes and bad modes before doing anything', async () => {
+    expect(() => mkdirs(['relative'], 0o755)).toThrow(/paths\[0\] must be an absolute path/)
+    expect(() => rmdirs([path.join(dir, 'x'), 'a\0b'])).toThrow(/paths\[1\]/)
+    expect(() => mkdirs([path.join(dir, 'x')], 0o10000)).toThrow(/mode/)
+    expect(fs.existsSync(path.join(dir, 'x'))).toBe(false)
   })
 })

@@ -1,6 +1,8 @@
 /** Creating and removing cgroup directories: the parts both versions share. */
 import fsSync, { promises as fs } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
+import { mkdirs, rmdirs } from '@ctr/native'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CgroupError } from './errors.js'
 
@@ -31,15 +33,32 @@ export async function mkdirBelow(base: string, dir: string, onLevel?: (level: st
   return made
 }
 
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
+
+/** The error of a leaf mkdir that failed with `code`. */
+function leafError(dir: string, code: string | undefined, cause?: unknown): CgroupError {
+  if (code === 'EEXIST') return new CgroupError('ERR_CGROUP_EXISTS', `cgroup ${dir} already exists`, { path: dir })
+  return new CgroupError('ERR_CGROUP_IO', `mkdir ${dir}: ${code}`, { path: dir, ...(cause ? { cause } : {}), ...(code ? { errnoCode: code } : {}) })
+}
+
 /** Creates the leaf directory itself: it must not exist yet. */
 export async function mkdirLeaf(dir: string): Promise<void> {
   try {
     await fs.mkdir(dir)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EEXIST') throw new CgroupError('ERR_CGROUP_EXISTS', `cgroup ${dir} already exists`, { path: dir })
-    throw new CgroupError('ERR_CGROUP_IO', `mkdir ${dir}: ${code}`, { path: dir, cause: err, ...(code ? { errnoCode: code } : {}) })
+    throw leafError(dir, (err as NodeJS.ErrnoException).code, err)
   }
+}
+
+/**
+ * Creates several leaf directories (one per hierarchy) as one thread-pool job: one call for a
+ * v1 cgroup's nine directories instead of nine promise round trips, each costing more
+ * main-thread time than the in-memory mkdir. Returns, per directory, `undefined` when it was
+ * made or the error its {@link mkdirLeaf} would have thrown.
+ */
+export async function mkdirLeaves(dirs: string[]): Promise<(CgroupError | undefined)[]> {
+  const errs = await mkdirs(dirs, 0o755)
+  return errs.map((e, i) => (e === 0 ? undefined : leafError(dirs[i]!, ERRNO_NAMES.get(e))))
 }
 
 /** Sub-cgroups of `dir`, deepest first. */
@@ -97,6 +116,17 @@ export async function rmdirIfEmpty(dir: string): Promise<boolean> {
     if (code === 'EBUSY' || code === 'ENOTEMPTY') return false
     throw new CgroupError('ERR_CGROUP_IO', `rmdir ${dir}: ${code}`, { path: dir, cause: err, ...(code ? { errnoCode: code } : {}) })
   }
+}
+
+/** {@link rmdirIfEmpty} of several directories as one thread-pool job (see {@link mkdirLeaves}). */
+export async function rmdirsIfEmpty(dirs: string[]): Promise<boolean[]> {
+  const errs = await rmdirs(dirs)
+  return errs.map((e, i) => {
+    const code = ERRNO_NAMES.get(e)
+    if (e === 0 || code === 'ENOENT') return true
+    if (code === 'EBUSY' || code === 'ENOTEMPTY') return false
+    throw new CgroupError('ERR_CGROUP_IO', `rmdir ${dirs[i]}: ${code}`, { path: dirs[i], ...(code ? { errnoCode: code } : {}) })
+  })
 }
 
 /**

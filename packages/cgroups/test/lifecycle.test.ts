@@ -205,6 +205,32 @@ describe('Cgroup.create', () => {
     }
   })
 
+  it('a kept cpuset parent without clone_children (made by someone else, or an older version) is filled and fixed at the next create', async () => {
+    const h = await host()
+    const parent = uniqueName()
+    const a = await createCgroup(undefined, { parent, host: h })
+    const cpuset = a.paths.legacy['cpuset']
+    const parentDirs = allDirs(a).map((d) => path.dirname(d))
+    let b: Cgroup | undefined
+    try {
+      if (!cpuset) return
+      await a.destroy({ keepParent: true })
+      const level = path.dirname(cpuset)
+      fs.writeFileSync(path.join(level, 'cgroup.clone_children'), '0')
+      b = await createCgroup(undefined, { parent, host: h })
+      const leaf = b.paths.legacy['cpuset']!
+      expect(fs.readFileSync(path.join(leaf, 'cpuset.cpus'), 'utf8').trim()).toBe(fs.readFileSync(path.join(level, 'cpuset.cpus'), 'utf8').trim())
+      expect(fs.readFileSync(path.join(leaf, 'cpuset.mems'), 'utf8').trim()).not.toBe('')
+      expect(fs.readFileSync(path.join(level, 'cgroup.clone_children'), 'utf8').trim()).toBe('1')
+      const child = await startIn(b, ['sleep', '30'])
+      expect(await b.processes()).toEqual([child.pid])
+    } finally {
+      await b?.destroy()
+      await a.destroy()
+      for (const p of parentDirs) if (fs.existsSync(p)) fs.rmdirSync(p)
+    }
+  })
+
   it('removeParentSync removes the empty parent levels without awaiting (for an exit handler), and keeps a level in use', async () => {
     const h = await host()
     const parent = `${uniqueName()}/inner`

@@ -14,6 +14,12 @@ export async function inheritCpuset(dir: string): Promise<void> {
   }
 }
 
+/** Whether a cpuset cgroup has CPUs and memory nodes (a process can join it). */
+export async function cpusetFilled(dir: string): Promise<boolean> {
+  for (const f of ['cpuset.cpus', 'cpuset.mems']) if ((await readText(path.join(dir, f))).trim() === '') return false
+  return true
+}
+
 /**
  * For a level of ours that holds containers' cgroups: its cpus and mems filled (as above), and
  * `cgroup.clone_children` on, so the kernel fills each new child at mkdir. Writing a child's

@@ -10,11 +10,11 @@ import { CgroupError } from '../errors.js'
 import { exists, readPids, writeValue } from '../files.js'
 import type { Limits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
-import { mkdirBelow, mkdirLeaf, removeIfUnused, removeIfUnusedSync, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
+import { mkdirBelow, mkdirLeaf, mkdirLeaves, removeIfUnused, removeIfUnusedSync, removeTree, rmdirsIfEmpty, signalEach } from '../tree.js'
 import { freezeV2, killV2, subscribeV2 } from '../v2/core.js'
 import { applyBlkio, blkioStats, readBlkio } from './blkio.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
-import { applyCpuset, inheritCpuset, prepareCpusetParent, readCpuset } from './cpuset.js'
+import { applyCpuset, cpusetFilled, inheritCpuset, prepareCpusetParent, readCpuset } from './cpuset.js'
 import { freezeV1, isFrozenV1 } from './freezer.js'
 import { applyMemory, memoryStats, readMemory } from './memory.js'
 import { subscribeOom } from './oom.js'
@@ -68,30 +68,34 @@ export class V1Backend implements CgroupBackend {
   }
 
   async create(): Promise<void> {
-    // One directory per hierarchy, independent of each other: made in parallel (a container
-    // start waits for all of them). On any failure the ones made go again.
+    // One directory per hierarchy, independent of each other. Usually every parent is there
+    // already (kept between containers): then all the leaves are made in one thread-pool job.
+    // A hierarchy whose leaf could not be made that way (its parent missing) takes the slow
+    // path below on its own. On any failure the ones made go again.
+    const places = this.allPlaces()
+    const first = await mkdirLeaves(places.map((p) => p.dir))
     const results = await Promise.allSettled(
-      this.allPlaces().map(async (p) => {
+      places.map(async (p, i) => {
         const isCpuset = p.controllers.includes('cpuset')
-        if (isCpuset) {
-          // Every level's cpus and mems must be filled before the leaf copies them: another
-          // create may have made the parent a moment ago and not filled it yet.
-          await mkdirBelow(p.base, p.parentDir, prepareCpusetParent)
+        const err = first[i]
+        if (err && err.errnoCode !== 'ENOENT') throw err
+        if (err) {
+          // The parent is missing: make its levels (a cpuset level gets its cpus and mems
+          // filled, and clone_children, before anything below it), then the leaf.
+          await mkdirBelow(p.base, p.parentDir, isCpuset ? prepareCpusetParent : undefined)
           await mkdirLeaf(p.dir)
-        } else {
-          // The parent is usually there already (kept between containers): make it only when
-          // the leaf's mkdir says it is missing.
-          await mkdirLeaf(p.dir).catch(async (err: CgroupError) => {
-            if (err.errnoCode !== 'ENOENT') throw err
-            await mkdirBelow(p.base, p.parentDir)
-            await mkdirLeaf(p.dir)
-          })
         }
         try {
-          if (isCpuset) await inheritCpuset(p.dir)
-        } catch (err) {
+          // With clone_children on the parent, the kernel filled the leaf. An empty one means
+          // the parent was made a moment ago by another create that has not filled it yet:
+          // fill each level of ours, then the leaf.
+          if (isCpuset && !(await cpusetFilled(p.dir))) {
+            await mkdirBelow(p.base, p.parentDir, prepareCpusetParent)
+            await inheritCpuset(p.dir)
+          }
+        } catch (e) {
           await removeTree(p.dir, Date.now() + 1000).catch(() => undefined)
-          throw err
+          throw e
         }
         return p.dir
       }),
@@ -216,7 +220,7 @@ export class V1Backend implements CgroupBackend {
   }
 
   async removeIfEmpty(keepParent: boolean): Promise<boolean> {
-    const gone = await Promise.all(this.allPlaces().map((p) => rmdirIfEmpty(p.dir)))
+    const gone = await rmdirsIfEmpty(this.allPlaces().map((p) => p.dir))
     if (gone.includes(false)) return false
     if (!keepParent) await this.removeParent()
     return true
