@@ -11,8 +11,9 @@
  * 2. returns ENOSYS for syscall numbers above every syscall the profile names (as runc
  *    does), so that a program probing a syscall newer than the profile falls back instead of
  *    seeing EPERM — unless the default action is ALLOW or LOG;
- * 3. finds the syscall by a binary search over the numbers with rules (about nine
- *    comparisons for Docker's profile rather than several hundred), then walks that
+ * 3. finds the syscall by a binary search over segments of consecutive numbers that go to
+ *    the same place (about seven comparisons for Docker's profile rather than several
+ *    hundred, in ~5 times fewer instructions than one comparison per syscall), then walks that
  *    syscall's argument rules in profile order: the first rule whose comparisons all hold
  *    decides; then an unconditional rule for the syscall if there is one; else the default
  *    action.
@@ -257,20 +258,42 @@ export function compileSeccomp(profile: SeccompProfile | ParsedSeccompProfile, o
   }
   entries.sort((x, y) => x.nr - y.nr)
 
+  // Consecutive numbers that go to the same place are one segment, and the search is over the
+  // segments' starts: Docker's profile allows long runs of neighbouring syscalls, so this is
+  // ~5 times fewer instructions than a comparison per syscall. The kernel translates and JITs
+  // every instruction at each container's seccomp(2), and runs the search at every syscall.
+  const segments: { start: number; target: Label }[] = []
+  let end = 0 // one past the last number covered
+  for (const { nr, target } of entries) {
+    const last = segments.at(-1)
+    if (last && end === nr && last.target === target) {
+      end = nr + 1
+      continue
+    }
+    if (nr > end || segments.length === 0) {
+      if (nr > 0) segments.push({ start: end, target: DEFAULT })
+    }
+    segments.push({ start: nr, target })
+    end = nr + 1
+  }
+  segments.push({ start: end, target: DEFAULT }) // everything above
   const tree = (lo: number, hi: number): void => {
-    if (hi - lo <= 3) {
-      for (let i = lo; i < hi; i++) a.jump(BPF.JEQ_K, entries[i]!.nr, entries[i]!.target, i === hi - 1 ? DEFAULT : NEXT)
+    if (hi - lo === 1) {
+      a.ja(segments[lo]!.target)
+      return
+    }
+    if (hi - lo === 2) {
+      a.jump(BPF.JGE_K, segments[lo + 1]!.start, segments[lo + 1]!.target, segments[lo]!.target)
       return
     }
     const mid = (lo + hi) >> 1
     const right = a.label('right')
-    a.jump(BPF.JGE_K, entries[mid]!.nr, right, NEXT)
+    a.jump(BPF.JGE_K, segments[mid]!.start, right, NEXT)
     tree(lo, mid)
     a.place(right)
     tree(mid, hi)
   }
-  if (entries.length === 0) a.ja(DEFAULT)
-  else tree(0, entries.length)
+  tree(0, segments.length)
 
   // 4. argument rules
   for (const [nr, h] of handlers) {
