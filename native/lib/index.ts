@@ -26,10 +26,11 @@ import path from 'node:path'
 export * from './plan.js'
 export * from './constants.js'
 import type { SpawnPlan } from './plan.js'
+import { packSteps, type PackedSteps } from './pack-steps.js'
 
 /** What the addon exports, as TypeScript sees it. */
 interface Addon {
-  spawn(plan: SpawnPlan): Promise<{ pid: number; pidfd: number }>
+  spawn(plan: Omit<SpawnPlan, 'steps'> & { steps: PackedSteps }): Promise<{ pid: number; pidfd: number }>
   ExitWatcher: new (pidfd: number, onExit: (code: number | null, signal: number | null) => void) => ExitWatcher
   EventfdWatcher: new (fd: number, onSignal: (count: number) => void) => EventfdWatcher
   pipe(): [number, number]
@@ -111,7 +112,8 @@ export function addon(): Addon {
  * with a TypeError naming the field, before anything is cloned.
  */
 export async function spawnPlan(plan: SpawnPlan): Promise<{ pid: number; pidfd: number }> {
-  return addon().spawn(plan)
+  if (typeof plan !== 'object' || plan === null) throw new TypeError('expected a plan object')
+  return addon().spawn({ ...plan, steps: packSteps(plan.steps) })
 }
 
 /** Creates an {@link ExitWatcher} for a pidfd (which it then owns). */

@@ -49,6 +49,10 @@ describe('plans the addon refuses before cloning', () => {
     ['a non-integer flag', plan({ cloneFlags: 1.5 }), /cloneFlags must be an integer/],
     ['too many fds', plan({ fds: Array.from({ length: 65 }, (_, i) => ({ source: 0, target: i })) }), /at most 64/],
     ['a capset blob of the wrong size', plan({ steps: [{ op: Op.CapSet, blob: Buffer.alloc(8) }] }), /6 uint32/],
+    ['a NUL in a step string', plan({ steps: [{ op: Op.Chdir, s: ['/'] }, { op: Op.Mkdir, s: ['/tmp/a\0b'], n: [0o755] }] }), /steps\[1\]\.s\[0\] contains a NUL byte/],
+    ['a step string that is not a string', plan({ steps: [{ op: Op.Chdir, s: [42 as never] }] }), /steps\[0\]\.s\[0\] must be a string/],
+    ['a fractional step number', plan({ steps: [{ op: Op.Umask, n: [0.5] }] }), /steps\[0\]\.n\[0\] must be an integer/],
+    ['a blob that is not a Buffer', plan({ steps: [{ op: Op.Seccomp, blob: 'x' as never }] }), /steps\[0\]\.blob must be a Buffer/],
   ]
   it.each(cases)('%s', async (_name, p, message) => {
     const before = childrenOfUs()
@@ -80,6 +84,31 @@ describe('failures in the child come back as (phase, index, errno)', () => {
     expect(err).toMatchObject({ code: 'ENOENT', phase: Phase.Parent, syscall: 'write' })
     expect(err.path).toMatch(/^\/nonexistent\/\d+$/)
     expect(childrenOfUs()).toEqual(before)
+  })
+})
+
+describe('packed steps', () => {
+  it('every string, number and blob reaches the child intact: multi-byte text, several strings per step, -1 and 64-bit values', async () => {
+    const dir = fs.mkdtempSync('/tmp/ctr-plan-pack-')
+    try {
+      const content = 'grüße, 世界 ✓\n'
+      const steps = [
+        { op: Op.SetRlimit, n: [7 /* RLIMIT_NOFILE */, 64, 64] },
+        { op: Op.Mkdir, s: [`${dir}/dïr`], n: [0o700] },
+        { op: Op.Mknod, s: [`${dir}/dïr/file`], n: [0o100644, 0] },
+        { op: Op.WriteFile, s: [`${dir}/dïr/file`, content] },
+        { op: Op.Symlink, s: ['target → there', `${dir}/link`] },
+        { op: Op.CapBsetDrop, n: [BigInt(21)] },
+      ]
+      const { pidfd } = await spawnPlan(plan({ steps, exec: { path: 'sh', argv: ['sh', '-c', 'ulimit -n > "$0"', `${dir}/limit`], env: [], search: '/usr/bin:/bin' } }))
+      expect(await exitOf(pidfd)).toEqual({ code: 0, signal: null })
+      expect(fs.readFileSync(`${dir}/dïr/file`, 'utf8')).toBe(content)
+      expect(fs.statSync(`${dir}/dïr`).mode & 0o777).toBe(0o700 & ~process.umask())
+      expect(fs.readlinkSync(`${dir}/link`)).toBe('target → there')
+      expect(fs.readFileSync(`${dir}/limit`, 'utf8').trim()).toBe('64')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -391,6 +391,20 @@ describe('remove and recovery', () => {
     await expectStoreError(snaps.remove('a/b'), 'ERR_STORE_INVALID', 'id')
   })
 
+  it('removes an unmounted snapshot with a mount somewhere below it: the removal finds it, unmounts it, and goes on', async () => {
+    await snaps.prepare({ id: 'c1', image: 'i', manifestDigest: DIGEST, chainIds: layeredImage(), mount: false })
+    const target = join(paths.snapshot('c1'), 'upper')
+    mountIn('/', 'tmpfs', target, 'tmpfs', 0, 'size=64k')
+    try {
+      writeFileSync(join(target, 'inside-the-tmpfs'), 'x')
+      await snaps.remove('c1')
+      expect(readdirSync(paths.snapshots)).toEqual([])
+      expect(mountsBelow(store.root)).toEqual([])
+    } finally {
+      if (mountsBelow(store.root).length > 0) umount2(mountsBelow(store.root)[0]!, 2)
+    }
+  })
+
   it('removes a snapshot whose mount is gone (unmounted behind its back)', async () => {
     const snap = await snaps.prepare({ id: 'c1', image: 'i', manifestDigest: DIGEST, chainIds: layeredImage() })
     umount2(snap.rootfs, 0)

@@ -296,7 +296,7 @@ export class Runtime {
     const fullArgv = init ? ['/dev/init', '--', ...argv] : argv
     const cgroupPaths = Cgroup.pathsOf(id, { parent: this.cgroupParent, host: this.cgroupHost })
     const res: ContainerResources = {
-      id, store: this.store, states: this.states, cgroupHost: this.cgroupHost, cgroupName: id, cgroupParent: this.cgroupParent,
+      id, name, store: this.store, states: this.states, cgroupHost: this.cgroupHost, cgroupName: id, cgroupParent: this.cgroupParent,
       keepCgroupParent: true,
     }
     const state: ContainerState = {

@@ -17,7 +17,7 @@
  * left behind) leaves nothing that `remove` or `recoverSnapshots` cannot handle.
  */
 import { statSync, type Stats } from 'node:fs'
-import { chmod, chown, lstat, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises'
+import { chmod, chown, lstat, mkdir, readdir, realpath, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { mountIn, removeTree as nativeRemoveTree } from '@ctr/native'
 import { z } from 'zod'
@@ -195,7 +195,10 @@ export class Snapshots {
       ])
       // The record, then the temporary directory's entries (its fsync covers upper/, work/,
       // merged/ too), are durable before the rename that publishes them.
-      await writeFileAtomic(join(tmp, 'snapshot.json'), JSON.stringify(record, null, 2) + '\n', { fsync: durable })
+      // Inside a directory nobody sees until the rename: without fsync, a plain write will do.
+      const json = JSON.stringify(record, null, 2) + '\n'
+      if (durable) await writeFileAtomic(join(tmp, 'snapshot.json'), json, { fsync: true })
+      else await writeFile(join(tmp, 'snapshot.json'), json, { mode: 0o644 })
       try {
         await rename(tmp, dir)
       } catch (err) {
@@ -333,7 +336,11 @@ export class Snapshots {
     const dir = this.paths.snapshot(id)
     const record = await readRecord(this.paths.snapshotMeta(id)).catch(() => undefined)
     if (!record && !(await exists(dir))) return
-    await unmountAllUnder(await realpath(dir), `remove snapshot ${id}`)
+    // A container's snapshot is mounted inside its own mount namespace only, so usually
+    // nothing here is: the host's mount table (which can be long) is read and undone only when
+    // `merged` is a mount point, or when the removal below runs into a mount.
+    const real = await realpath(dir)
+    if (await isMountPoint(join(real, 'merged'))) await unmountAllUnder(real, `remove snapshot ${id}`)
     const tmp = join(this.paths.snapshots, tmpName(`rm-${id}`))
     try {
       await rename(dir, tmp)
@@ -344,7 +351,13 @@ export class Snapshots {
     // Durable once renamed away: a crash then leaves a temporary the next open removes. Not
     // for a volatile snapshot, whose creation was not made durable either.
     if (this.#fsync && !record?.volatile) await fsyncDir(this.paths.snapshots)
-    await removeTree(tmp, `remove snapshot ${id}`)
+    try {
+      await removeTree(tmp, `remove snapshot ${id}`)
+    } catch (err) {
+      if ((err as StoreError).code !== 'ERR_STORE_MOUNT') throw err
+      await unmountAllUnder(await realpath(tmp), `remove snapshot ${id}`)
+      await removeTree(tmp, `remove snapshot ${id}`)
+    }
   }
 
   async #record(id: string): Promise<SnapshotRecord> {
@@ -481,6 +494,16 @@ async function removeTree(path: string, what: string): Promise<void> {
     await rm(path, { recursive: true, force: true, maxRetries: 3 })
   } catch (err) {
     throw ioError(what, path, err)
+  }
+}
+
+/** Whether a directory is a mount point: its device differs from its parent's (an overlay's does). */
+async function isMountPoint(path: string): Promise<boolean> {
+  try {
+    const [self, parent] = await Promise.all([lstat(path), lstat(join(path, '..'))])
+    return self.dev !== parent.dev
+  } catch {
+    return false
   }
 }
 

@@ -29,6 +29,8 @@ export interface ContainerResources {
   snapshot?: string
   /** Whether the state directory exists. */
   stateDir?: boolean
+  /** The container's name, when known (else its state is read to free it). */
+  name?: string
   /** The bridge network holding an address for it. */
   network?: { stateRoot: string; name: string }
   /** Leave the shared cgroup parent in place (the runtime removes it when idle). */
@@ -79,7 +81,7 @@ export async function releaseResources(r: ContainerResources): Promise<void> {
     const n = r.network
     await attempt(`leave network ${n.name}`, () => leaveNetwork({ stateRoot: n.stateRoot, id: r.id, network: n.name }))
   }
-  if (r.stateDir) await attempt(`remove state of ${r.id}`, () => r.states.remove(r.id))
+  if (r.stateDir) await attempt(`remove state of ${r.id}`, () => r.states.remove(r.id, r.name))
   if (failures.length) throw failures[0]
 }
 

@@ -39,7 +39,9 @@ const syncIo: StateIo = {
       return ''
     }
   },
-  rm: async (p, recursive = false) => fsSync.rmSync(p, { recursive, force: true }),
+  // A directory goes as one native job: rmSync's walk is a dozen calls and ~0.3 ms of
+  // main-thread work for a container's state directory, even on tmpfs.
+  rm: async (p, recursive = false) => (recursive ? removeTree(path.resolve(p)) : fsSync.rmSync(p, { force: true })),
 }
 
 const asyncIo: StateIo = {

@@ -219,11 +219,14 @@ export class StateStore {
     if ((await io.readlink(link)) === id) await io.rm(link)
   }
 
-  /** Removes the container's directory and frees its name. */
-  async remove(id: string): Promise<void> {
-    const s = await this.read(id)
+  /**
+   * Removes the container's directory and frees its name: `name` when the caller knows it,
+   * else the one its state records (read first, for a container found after a crash).
+   */
+  async remove(id: string, name?: string): Promise<void> {
+    const n = name ?? (await this.read(id))?.name
     await (await this.io()).rm(this.dir(id), true)
-    if (s) await this.releaseName(id, s.name)
+    if (n !== undefined) await this.releaseName(id, n)
   }
 }
 
