@@ -13,6 +13,7 @@ import { walkImage } from './images/walk.js'
 import { chainIds } from './layers/chain-id.js'
 import { hexOf, type StorePaths } from './paths.js'
 import { forgetShortLinks } from './snapshots/links.js'
+import { removeTree } from '@ctr/native'
 
 /** Options of {@link collectGarbage}. */
 export interface GcOptions {
@@ -35,6 +36,8 @@ export interface GcResult {
   removedLayers: string[]
   /** Names of the `l/` short links removed (they pointed at nothing). */
   removedLinks: string[]
+  /** Keys of the init layers (`init/<key>`) removed: no snapshot used them. */
+  removedInitLayers: string[]
   /** Bytes freed: blob sizes plus the sizes of the files of removed layers. */
   reclaimedBytes: number
 }
@@ -43,6 +46,7 @@ export interface GcResult {
 const SnapshotRootsSchema = z.looseObject({
   manifestDigest: z.string(),
   chainIds: z.array(z.string()),
+  initLayer: z.string().optional(),
 })
 
 const LAYER_NAME_RE = /^[0-9a-f]{64}$/
@@ -109,6 +113,7 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
   const now = Date.now()
   const blobs = new Set<string>()
   const layers = new Set<string>()
+  const initLayers = new Set<string>()
   const walked = new Set<string>()
 
   // ---- mark ---------------------------------------------------------------------------------
@@ -162,6 +167,7 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
       })
     }
     for (const c of roots.chainIds) layers.add(hexOf(c))
+    if (roots.initLayer) initLayers.add(roots.initLayer)
     if (isDigest(roots.manifestDigest)) {
       blobs.add(roots.manifestDigest)
       if (await content.has(roots.manifestDigest)) {
@@ -173,7 +179,7 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
   }
 
   // ---- sweep --------------------------------------------------------------------------------
-  const result: GcResult = { removedBlobs: [], removedLayers: [], removedLinks: [], reclaimedBytes: 0 }
+  const result: GcResult = { removedBlobs: [], removedLayers: [], removedLinks: [], removedInitLayers: [], reclaimedBytes: 0 }
 
   for await (const digest of content.list()) {
     throwIfAborted(signal, 'garbage collection')
@@ -261,8 +267,32 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
   }
   if (result.removedLinks.length > 0 && !dryRun) forgetShortLinks()
 
+  // Init layers no snapshot uses (and temporaries of builds that crashed): tiny, but one per
+  // image; the next container of the image makes its layer again.
+  let initNames: string[] = []
+  try {
+    initNames = await fs.readdir(paths.initLayers)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read directory', paths.initLayers, err)
+  }
+  for (const name of initNames) {
+    throwIfAborted(signal, 'garbage collection')
+    if (initLayers.has(name)) continue
+    const dir = path.join(paths.initLayers, name)
+    if (await isRecent(dir, graceMs, now)) continue
+    if (!dryRun) {
+      try {
+        await removeTree(dir)
+      } catch (err) {
+        throw ioError('remove', dir, err)
+      }
+    }
+    if (!name.startsWith('.')) result.removedInitLayers.push(name)
+  }
+
   result.removedBlobs.sort()
   result.removedLayers.sort()
   result.removedLinks.sort()
+  result.removedInitLayers.sort()
   return result
 }

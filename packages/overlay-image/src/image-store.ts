@@ -21,7 +21,7 @@ import { resolveImage, type ResolvedImage } from './images/resolve.js'
 import { imageDigests } from './images/walk.js'
 import { cleanLayerTemporaries, unpackImageLayers } from './layers/unpack.js'
 import { StorePaths } from './paths.js'
-import { recoverSnapshots, Snapshots, type Snapshot } from './snapshots/index.js'
+import { recoverSnapshots, Snapshots, type MountTarget, type Snapshot } from './snapshots/index.js'
 
 /** Options of {@link ImageStore.open}. */
 export interface ImageStoreOptions {
@@ -266,11 +266,22 @@ export class ImageStore implements ContentSink, ContentSource {
    * A writable snapshot of an image (unpacked first if needed): an overlay of its layers with
    * its own upper directory, mounted on `snapshot.rootfs` unless `mount: false` (then
    * `snapshot.mount` says how to mount it elsewhere, e.g. in a container's mount namespace).
+   * `mountTargets` lists the mount points a container will need; those the image lacks come
+   * from a shared init layer made once per image (see {@link MountTarget}), not from the
+   * snapshot's own upper directory.
+   *
+   * @example
+   * ```ts
+   * const snap = await store.prepare('busybox:latest', 'c1', {
+   *   mount: false, volatile: true,
+   *   mountTargets: [{ path: '/etc/hosts', type: 'file' }, { path: '/proc', type: 'directory', mode: 0o555 }],
+   * })
+   * ```
    */
   async prepare(
     image: string,
     id: string,
-    options: { readonly?: boolean; mount?: boolean; volatile?: boolean; platform?: string | Platform; signal?: AbortSignal } = {},
+    options: { readonly?: boolean; mount?: boolean; volatile?: boolean; mountTargets?: MountTarget[]; platform?: string | Platform; signal?: AbortSignal } = {},
   ): Promise<Snapshot> {
     const { image: resolved, chainIds } = await this.unpack(image, options)
     return this.snapshots.prepare({
@@ -281,6 +292,7 @@ export class ImageStore implements ContentSink, ContentSource {
       ...(options.readonly !== undefined ? { readonly: options.readonly } : {}),
       ...(options.mount !== undefined ? { mount: options.mount } : {}),
       ...(options.volatile ? { volatile: true } : {}),
+      ...(options.mountTargets ? { mountTargets: options.mountTargets } : {}),
     })
   }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path'
  * <root>/l/<short id>                   symlink → ../layers/<hex>/fs (short overlay lower paths)
  * <root>/images.json                    reference → descriptor of a manifest or index
  * <root>/snapshots/<id>/{upper,work,merged}/ and snapshot.json
+ * <root>/init/<key>/                    an image's init layer: the mount points its containers need
  * <root>/tmp/                           temporaries; everything in it is removed at open
  * ```
  *
@@ -35,6 +36,8 @@ export class StorePaths {
   snapshot(id: string): string { return join(this.root, 'snapshots', id) }
   snapshotMeta(id: string): string { return join(this.snapshot(id), 'snapshot.json') }
   get tmp(): string { return join(this.root, 'tmp') }
+  get initLayers(): string { return join(this.root, 'init') }
+  initLayer(key: string): string { return join(this.root, 'init', key) }
 }
 
 /** `sha256:<hex>` → `<hex>`; a bare hex stays as it is. */
@@ -55,6 +58,8 @@ export interface SnapshotRecord {
   readonly: boolean
   /** Mounted with overlay's `volatile` option (no syncs; remove-only after a crash). */
   volatile?: boolean
+  /** Its init layer (`init/<key>`), the top lower layer, holding the mount points the image lacks. */
+  initLayer?: string
   /** ISO 8601. */
   created: string
 }

@@ -118,7 +118,7 @@ describe('collectGarbage', () => {
     for (const link of names(paths.links)) expect(existsSync(path.join(paths.links, link))).toBe(true)
 
     // Nothing more to collect.
-    expect(await collectGarbage(paths, content, index, { graceMs: 0 })).toEqual({ removedBlobs: [], removedLayers: [], removedLinks: [], reclaimedBytes: 0 })
+    expect(await collectGarbage(paths, content, index, { graceMs: 0 })).toEqual({ removedBlobs: [], removedLayers: [], removedLinks: [], removedInitLayers: [], reclaimedBytes: 0 })
 
     // Untag A: its own blobs and layers go, the base B shares stays.
     await index.delete('a:1')
@@ -139,7 +139,7 @@ describe('collectGarbage', () => {
     const fresh = await content.putBytes('application/octet-stream', 'just pulled, not tagged yet')
     const layer = unpacked(paths, `sha256:${'7'.repeat(64)}`)
     const res = await collectGarbage(paths, content, index)
-    expect(res).toEqual({ removedBlobs: [], removedLayers: [], removedLinks: [], reclaimedBytes: 0 })
+    expect(res).toEqual({ removedBlobs: [], removedLayers: [], removedLinks: [], removedInitLayers: [], reclaimedBytes: 0 })
     expect(await content.has(fresh)).toBe(true)
     const now = await collectGarbage(paths, content, index, { graceMs: 0 })
     expect(now.removedBlobs).toEqual([fresh.digest])
@@ -178,7 +178,7 @@ describe('collectGarbage', () => {
     await index.set('multi', idx)
     for (const img of [amd, arm]) unpacked(paths, chain(img.diffIds)[0]!)
     const res = await collectGarbage(paths, content, index, { graceMs: 0 })
-    expect(res).toEqual({ removedBlobs: [], removedLayers: [], removedLinks: [], reclaimedBytes: 0 })
+    expect(res).toEqual({ removedBlobs: [], removedLayers: [], removedLinks: [], removedInitLayers: [], reclaimedBytes: 0 })
     await index.delete('multi')
     const all = await collectGarbage(paths, content, index, { graceMs: 0 })
     expect(all.removedBlobs.length).toBe(7)

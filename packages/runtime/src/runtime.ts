@@ -13,7 +13,7 @@ import { ImageStore } from '@ctr/overlay-image'
 import { RegistryClient, type RegistryClientOptions } from '@ctr/registry-client'
 import type { z } from 'zod'
 import { Container, type ContainerContext } from './container/container.js'
-import { writeEtcFiles } from './container/etc-files.js'
+import { CONTAINER_MOUNT_TARGETS, writeEtcFiles } from './container/etc-files.js'
 import { initBinary } from './container/init-binary.js'
 import { cgroupLimits } from './container/limits.js'
 import { releaseResources, type ContainerResources } from './container/resources.js'
@@ -333,6 +333,7 @@ export class Runtime {
       const steps = await Promise.allSettled([
         this.store.snapshots.prepare({
           id, image: ref, manifestDigest: image.manifestDesc.digest, chainIds: prepared.chainIds, mount: false, volatile: true,
+          mountTargets: [...CONTAINER_MOUNT_TARGETS],
         }),
         bridged
           ? joinNetwork({

@@ -5,6 +5,7 @@ import { MountFlag, Op, type Step } from '@ctr/native'
 import { StoreError } from '../errors.js'
 import { StorePaths, type SnapshotRecord } from '../paths.js'
 import { ensureShortLink } from './links.js'
+import { initLayerLowerPath } from './init-layer.js'
 
 /**
  * How to mount a snapshot's overlay: `mount(source, target, fstype, flags, data)` with the
@@ -52,8 +53,9 @@ export const OVERLAY_OPTIONS: readonly string[] = ['index=off', 'redirect_dir=of
 export const MOUNT_DATA_MAX = 4095
 
 /** overlay refuses a mount with no upper directory and a single lower one (checked on 6.18), and any mount with no lower. */
-export function needsEmptyLower(record: Pick<SnapshotRecord, 'chainIds' | 'readonly'>): boolean {
-  return record.chainIds.length === 0 || (record.readonly && record.chainIds.length === 1)
+export function needsEmptyLower(record: Pick<SnapshotRecord, 'chainIds' | 'readonly' | 'initLayer'>): boolean {
+  const lowers = record.chainIds.length + (record.initLayer ? 1 : 0)
+  return lowers === 0 || (record.readonly && lowers === 1)
 }
 
 /**
@@ -75,6 +77,7 @@ export async function overlayMountSpec(paths: StorePaths, record: SnapshotRecord
   const snap = `../snapshots/${record.id}`
   // overlay lists the top layer first; records list the bottom one first.
   const lowers = shortIds.reverse()
+  if (record.initLayer) lowers.unshift(initLayerLowerPath(record.initLayer))
   if (needsEmptyLower(record)) lowers.push(`${snap}/empty`)
   const opts = [`lowerdir=${lowers.join(':')}`]
   if (!record.readonly) opts.push(`upperdir=${snap}/upper`, `workdir=${snap}/work`)

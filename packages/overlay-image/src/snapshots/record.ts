@@ -27,6 +27,7 @@ export const SnapshotRecordSchema = z.object({
   chainIds: z.array(z.string().regex(CHAIN_ID_RE, 'not a chain id (sha256:<64 hex digits>)')),
   readonly: z.boolean(),
   volatile: z.boolean().optional(),
+  initLayer: z.string().regex(/^[0-9a-f]{64}$/, 'not an init layer key (64 hex digits)').optional(),
   created: z.string(),
 })
 

@@ -25,6 +25,7 @@ import { StoreError, ioError } from '../errors.js'
 import { StorePaths, type SnapshotRecord } from '../paths.js'
 import { mountsUnder, readMountinfo, unmountAllUnder, type MountEntry } from './mountinfo.js'
 import { needsEmptyLower, overlayMountSpec, type OverlayMountSpec } from './mount-spec.js'
+import { ensureInitLayer, type MountTarget } from './init-layer.js'
 import { fsyncDir, processAlive, temporaryOwner, writeFileAtomic } from '../fs/atomic.js'
 import { SnapshotIdSchema, checkId, readRecord, tmpName } from './record.js'
 
@@ -72,7 +73,20 @@ export interface PrepareInput {
    * record and directory are not fsynced either (creation and removal skip the store's fsync).
    */
   volatile?: boolean
+  /**
+   * Mount points every container of this image needs (`/etc/hosts`, `/proc`, …). Those the
+   * image lacks are provided by a shared, read-only init layer on top of the image's layers
+   * (made once per image and set of targets, as Docker's init layer), so a container does not
+   * create them in its own upper directory at every start.
+   */
+  mountTargets?: MountTarget[]
 }
+
+const MountTargetSchema = z.object({
+  path: z.string().regex(/^(\/[^/\0]+)+$/, 'an absolute path without empty components').refine((p) => !p.split('/').some((c) => c === '.' || c === '..'), 'no . or .. components'),
+  type: z.enum(['file', 'directory']),
+  mode: z.number().int().min(0).max(0o7777).optional(),
+})
 
 const PrepareSchema = z.object({
   id: SnapshotIdSchema,
@@ -82,6 +96,7 @@ const PrepareSchema = z.object({
   readonly: z.boolean().optional(),
   mount: z.boolean().optional(),
   volatile: z.boolean().optional(),
+  mountTargets: z.array(MountTargetSchema).max(64).optional(),
 })
 
 const CHAIN_ID_RE = /^(?:(?:sha256:)?[0-9a-f]{64}|(?:sha512:)?[0-9a-f]{128})$/
@@ -158,6 +173,7 @@ export class Snapshots {
     const roots = layerRoots(paths, args.chainIds, `prepare snapshot ${args.id}`)
     const top = roots.at(-1)
 
+    const initLayer = args.mountTargets ? await ensureInitLayer(paths, args.chainIds, args.mountTargets) : undefined
     const record: SnapshotRecord = {
       id: args.id,
       image: args.image,
@@ -165,6 +181,7 @@ export class Snapshots {
       chainIds: [...args.chainIds],
       readonly,
       ...(args.volatile && !readonly ? { volatile: true } : {}),
+      ...(initLayer ? { initLayer } : {}),
       created: new Date().toISOString(),
     }
 

@@ -5,6 +5,7 @@
  */
 import fsSync, { promises as fs } from 'node:fs'
 import path from 'node:path'
+import type { MountTarget } from '@ctr/overlay-image'
 import type { StateIo } from './state-io.js'
 
 export interface EtcFile {
@@ -13,6 +14,22 @@ export interface EtcFile {
   /** The generated file on the host. */
   source: string
 }
+
+/**
+ * The mount points every container needs in its root: the generated /etc files (bound over
+ * them) and the directories proc, sysfs and the /dev tmpfs are mounted on, with the modes the
+ * spawn would give them. Those an image lacks come from its init layer in the image store
+ * (`mountTargets` of a snapshot), made once per image instead of in every container's upper
+ * directory.
+ */
+export const CONTAINER_MOUNT_TARGETS: readonly MountTarget[] = [
+  { path: '/etc/hostname', type: 'file', mode: 0o644 },
+  { path: '/etc/hosts', type: 'file', mode: 0o644 },
+  { path: '/etc/resolv.conf', type: 'file', mode: 0o644 },
+  { path: '/proc', type: 'directory', mode: 0o555 },
+  { path: '/sys', type: 'directory', mode: 0o555 },
+  { path: '/dev', type: 'directory', mode: 0o755 },
+]
 
 /** Google's public resolvers: Docker's fallback when the host only has loopback ones. */
 const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4']
