@@ -18,6 +18,7 @@ import { promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { x as untar } from 'tar'
 import { Cgroup } from '@ctr/cgroups'
 import { spawn, type SpawnOptions } from '@ctr/namespaces'
@@ -38,6 +39,8 @@ interface Options {
   skip: Set<string>
   profile: boolean
   json: string | undefined
+  stateDir: string | undefined
+  cooldownMs: number
 }
 
 const USAGE = `usage: node bench/dist/run/index.js [options]
@@ -49,10 +52,15 @@ const USAGE = `usage: node bench/dist/run/index.js [options]
   --skip LIST             comma-separated: ours,runc,podman
   --no-profile            skip the breakdown of ours by phase
   --json FILE             also write the results (with every sample) as JSON
+  --cooldown MS           pause before each block (default 0), e.g. so that the kernel's deferred
+                          work left by the previous block (namespace and cgroup teardown in
+                          kworkers) does not land on the next tool's runs
+  --state-dir DIR         where every tool keeps its volatile state (ours' stateRoot, runc --root,
+                          podman --runroot); default: a tmpfs, as /run is on a systemd host
 `
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { iterations: 200, podmanIterations: 60, warmup: 10, rounds: 4, concurrency: 8, skip: new Set(), profile: true, json: undefined }
+  const o: Options = { iterations: 200, podmanIterations: 60, warmup: 10, rounds: 4, concurrency: 8, skip: new Set(), profile: true, json: undefined, stateDir: undefined, cooldownMs: 0 }
   const int = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v)
     if (v === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer >= ${min}\n${USAGE}`)
@@ -72,6 +80,8 @@ function parseArgs(argv: string[]): Options {
       case '--skip': for (const s of (value() ?? '').split(',')) if (s.trim()) o.skip.add(s.trim()); break
       case '--no-profile': o.profile = false; break
       case '--json': o.json = value(); break
+      case '--state-dir': o.stateDir = value(); break
+      case '--cooldown': o.cooldownMs = int(flag, value(), 0); break
       case '--help': case '-h': process.stdout.write(USAGE); process.exit(0)
       // falls through (process.exit never returns)
       default: throw new Error(`unknown argument ${a}\n${USAGE}`)
@@ -168,11 +178,13 @@ async function interleaved(o: Options, tools: Tool[]): Promise<void> {
     process.stderr.write(`  round ${r + 1}/${o.rounds}: one at a time\n`)
     for (let i = 0; i < tools.length; i++) {
       const t = tools[(i + r) % tools.length]!
+      await sleep(o.cooldownMs)
       await guarded(t, () => sequentialBlock(t, r === 0 ? o.warmup : Math.min(o.warmup, 2), blockSize(t.iterations, o.rounds, r)))
     }
     process.stderr.write(`  round ${r + 1}/${o.rounds}: ${o.concurrency} at once\n`)
     for (let i = 0; i < tools.length; i++) {
       const t = tools[(i + r) % tools.length]!
+      await sleep(o.cooldownMs)
       await guarded(t, () => concurrentBlock(t, o.concurrency, blockSize(t.iterations, o.rounds, r)))
     }
   }
@@ -307,12 +319,47 @@ async function removeDirs(dirs: string[]): Promise<string[]> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// where the tools keep their volatile state
+
+const TMPFS_MAGIC = 0x01021994
+
+interface StateDir {
+  dir: string
+  fs: string
+  /** Made by this run, so removed at the end. */
+  owned: boolean
+}
+
+async function isTmpfs(dir: string): Promise<boolean> {
+  return (await fs.statfs(dir)).type === TMPFS_MAGIC
+}
+
+/**
+ * Every runtime keeps its per-container state under /run (ours /run/ctr, runc /run/runc,
+ * podman /run/containers), which a systemd host mounts as tmpfs. Where this machine's temp
+ * directory is not a tmpfs, the tools get a directory on /dev/shm instead, so each pays what
+ * it pays on a usual host rather than this disk's metadata costs (on an ext4 without a
+ * journal, every new inode scans past the recently deleted ones).
+ */
+async function stateDirFor(o: Options, tmp: string): Promise<StateDir> {
+  if (o.stateDir !== undefined) {
+    await fs.mkdir(o.stateDir, { recursive: true })
+    return { dir: o.stateDir, fs: (await isTmpfs(o.stateDir)) ? 'tmpfs, given' : 'not tmpfs, given', owned: false }
+  }
+  if (await isTmpfs(tmp)) return { dir: path.join(tmp, 'state'), fs: 'tmpfs', owned: false }
+  if (await isTmpfs('/dev/shm').catch(() => false)) {
+    return { dir: await fs.mkdtemp('/dev/shm/ctr-bench-run-'), fs: `tmpfs; ${os.tmpdir()} is not`, owned: true }
+  }
+  return { dir: path.join(tmp, 'state'), fs: 'not tmpfs: no tmpfs found', owned: false }
+}
+
+// ---------------------------------------------------------------------------------------------
 // the tools
 
 const MEMORY = 64 * 1024 * 1024
 
-async function oursTool(o: Options, image: string, tmp: string): Promise<{ tool: Tool; runtime: Runtime }> {
-  const runtime = await Runtime.open({ root: path.join(tmp, 'ours', 'store'), stateRoot: path.join(tmp, 'ours', 'run'), cgroupParent: `ctr-bench-run-${process.pid}` })
+async function oursTool(o: Options, image: string, tmp: string, stateDir: string): Promise<{ tool: Tool; runtime: Runtime }> {
+  const runtime = await Runtime.open({ root: path.join(tmp, 'ours', 'store'), stateRoot: path.join(stateDir, 'ours'), cgroupParent: `ctr-bench-run-${process.pid}` })
   const once = async (): Promise<void> => {
     const r = await run({ runtime, image, cmd: ['true'], memory: MEMORY, network: 'none', stdout: 'ignore', stderr: 'ignore' })
     if (r.exitCode !== 0) throw new Error(`true exited with ${r.signal ?? `code ${r.exitCode}`}`)
@@ -332,10 +379,10 @@ interface RuncSetup {
 }
 
 /** One bundle per concurrent worker (its own cgroupsPath), all on the same rootfs. */
-async function prepareRunc(o: Options, tmp: string, rootfs: string): Promise<RuncSetup> {
+async function prepareRunc(o: Options, tmp: string, rootfs: string, stateDir: string): Promise<RuncSetup> {
   const v = await capture('runc', ['--version'])
   if (v.code !== 0) throw new Error(`runc --version: ${v.stderr.trim()}`)
-  const state = path.join(tmp, 'runc-state')
+  const state = path.join(stateDir, 'runc')
   await fs.mkdir(state, { recursive: true })
   const bundles: string[] = []
   const cgroups: string[] = []
@@ -395,9 +442,9 @@ interface PodmanSetup {
 const PODMAN_ULIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096']
 
 /** Podman with its own storage and state under `dir`, cgroupfs (hybrid cgroups here), no event log. */
-function podmanSetup(tmp: string): PodmanSetup {
+function podmanSetup(tmp: string, stateDir: string): PodmanSetup {
   const dir = path.join(tmp, 'podman')
-  const global = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'runroot'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'none']
+  const global = ['--root', path.join(dir, 'root'), '--runroot', path.join(stateDir, 'podman'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'none']
   return { global, imageId: '', cgroupParent: '', createdCgroups: [], version: '', tmp: dir }
 }
 
@@ -644,6 +691,7 @@ async function main(): Promise<void> {
   let runcSetup: RuncSetup | undefined
   let podman: PodmanSetup | undefined
   let fixtures: Fixtures | undefined
+  let state: StateDir | undefined
   let cleaning: Promise<void> | undefined
   const cleanup = (): Promise<void> =>
     (cleaning ??= (async () => {
@@ -654,6 +702,7 @@ async function main(): Promise<void> {
       for (const n of notes) process.stderr.write(`cleanup: ${n}\n`)
       await fixtures?.close()
       await fs.rm(tmp, { recursive: true, force: true })
+      if (state?.owned) await fs.rm(state.dir, { recursive: true, force: true })
     })())
   const onSignal = (sig: NodeJS.Signals): void => {
     process.stderr.write(`\n${sig}: cleaning up\n`)
@@ -663,6 +712,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal)
 
   try {
+    const stateDir = (state = await stateDirFor(o, tmp))
     process.stderr.write('building the busybox image (OCI layout)\n')
     fixtures = await sharedFixtures()
     const bb = fixtures.images.busybox
@@ -676,7 +726,8 @@ async function main(): Promise<void> {
     const header =
       `run-to-exit of \`true\` from a cached busybox image, memory limit 64 MiB, network none: ${o.iterations} runs per mode ` +
       `(podman ${o.podmanIterations}), ${o.rounds} interleaved rounds, ${o.warmup} warm-up runs first\n` +
-      `node ${process.version}, linux ${os.release()}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start`
+      `node ${process.version}, linux ${os.release()}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start\n` +
+      `volatile state of every tool (ours' stateRoot, runc --root, podman --runroot) in ${stateDir.dir} (${stateDir.fs}); ${o.cooldownMs} ms pause before each block`
     process.stderr.write(`${header}\n`)
 
     const tools: Tool[] = []
@@ -693,13 +744,13 @@ async function main(): Promise<void> {
       }
     }
     await setup('ours', 'ours', async () => {
-      const r = await oursTool(o, image, tmp)
+      const r = await oursTool(o, image, tmp, stateDir.dir)
       runtime = r.runtime
       return r.tool
     })
-    await setup('runc', 'runc run', async () => runcTool(o, (runcSetup = await prepareRunc(o, tmp, rootfs))))
+    await setup('runc', 'runc run', async () => runcTool(o, (runcSetup = await prepareRunc(o, tmp, rootfs, stateDir.dir))))
     await setup('podman', 'podman run', async () => {
-      podman = podmanSetup(tmp)
+      podman = podmanSetup(tmp, stateDir.dir)
       await preparePodman(podman, `${layout}:${bb.refName}`, own)
       return podmanTool(o, podman)
     })

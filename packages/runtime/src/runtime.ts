@@ -31,6 +31,7 @@ import { defaultSeccompProfile } from './security/seccomp/default-profile.js'
 import { joinNetwork, networkExists, pruneNetworks, type NetworkAttachment } from './network/network.js'
 import type { NetnsRef } from './network/netlink.js'
 import { parsePublish } from './network/proxy.js'
+import { dropLoopbackSpareAsync } from './network/loopback-netns.js'
 import type { SeccompProfile } from './security/seccomp/profile.js'
 
 /** Where a runtime keeps things. Every root is configurable; the defaults are Docker-like. */
@@ -160,7 +161,8 @@ export class Runtime {
   /**
    * Finishes this runtime's work: waits for background removals ({@link idle}), removes the
    * cgroup parent if no container is left below it, and closes the registry client. Containers
-   * still running are not touched.
+   * still running are not touched. The last open runtime also closes the spare network
+   * namespace kept for the next start on network `none`.
    */
   async close(): Promise<void> {
     try {
@@ -169,6 +171,7 @@ export class Runtime {
       clearTimeout(this.#parentTimer)
       if (this.#live === 0) await this.#removeCgroupParent()
       openRuntimes.delete(this)
+      if (openRuntimes.size === 0) await dropLoopbackSpareAsync()
       await this.#client?.close().catch(() => {})
     }
   }

@@ -207,6 +207,31 @@ describe('root file system, mounts and network', () => {
     expect(host.stdout.trim().split('\n').sort()).toEqual(fs.readdirSync('/sys/class/net').sort())
   })
 
+  it('network none, started back to back (the later ones join a namespace made ahead): each has its own, never the host\'s, with only lo, up', async () => {
+    const host = fs.readlinkSync('/proc/self/ns/net')
+    const cs = []
+    try {
+      for (let i = 0; i < 4; i++) {
+        const c = await env.runtime.create({ image: env.image, cmd: ['sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/flags; exec sleep 30'], network: 'none' })
+        cs.push(c)
+        await c.start({ stdout: 'pipe' })
+      }
+      // All alive at once, so no namespace id can have been freed and handed out again.
+      const ids = cs.map((c) => fs.readlinkSync(`/proc/${c.pid}/ns/net`))
+      expect(new Set([...ids, host]).size).toBe(cs.length + 1)
+      for (const c of cs) {
+        let out = ''
+        for await (const chunk of c.stdout!) {
+          out += String(chunk)
+          if (out.split('\n').length > 2) break
+        }
+        expect(out).toBe('lo\n0x9\n') // IFF_UP | IFF_LOOPBACK
+      }
+    } finally {
+      for (const c of cs) await c.delete({ force: true })
+    }
+  })
+
   it('/etc/hosts and /etc/hostname name the container', async () => {
     const r = await go({ cmd: ['sh', '-c', 'cat /etc/hostname; grep box1 /etc/hosts'], hostname: 'box1' })
     expect(r.stdout).toBe('box1\n127.0.1.1\tbox1\n')

@@ -18,6 +18,7 @@ import { releaseResources, type ContainerResources } from './resources.js'
 import type { ContainerState } from './state.js'
 import { readLogs, type LogEntry, LogWriter } from './logs.js'
 import type { NetworkAttachment } from '../network/network.js'
+import { noteLoopbackStart, takeLoopbackNetns } from '../network/loopback-netns.js'
 
 /** How a container (or an exec'd process) ended. */
 export interface ExitInfo {
@@ -169,12 +170,18 @@ export class Container {
     }
     let child: Child
     let net: Awaited<ReturnType<NetworkAttachment['beforeStart']>> | undefined
+    // On network 'none', a namespace made ahead of this start (see loopback-netns.ts), if one
+    // is ready: joined instead of created by the clone.
+    const base = this.#ctx.spawnOptions
+    const ownNetns = this.#ctx.state.config.network === 'none' && (base.namespaces ?? []).includes('net')
+    const spareNetns = ownNetns ? takeLoopbackNetns() : undefined
+    if (ownNetns) noteLoopbackStart()
     try {
-      const base = this.#ctx.spawnOptions
       net = await this.#ctx.network?.beforeStart()
       child = await spawn({
         ...base,
         ...(net ? { join: { ...base.join, net: net.netns } } : {}),
+        ...(spareNetns ? { namespaces: base.namespaces!.filter((t) => t !== 'net'), join: { ...base.join, net: spareNetns.path } } : {}),
         // The pty comes from the host's devpts, which the container cannot see: bind its
         // slave onto /dev/console (as runc does) so ttyname() finds a name for it.
         ...(pty && base.rootfs
@@ -189,6 +196,8 @@ export class Container {
       throw new RuntimeError('ERR_RUNTIME_START', `start container ${this.name}: ${(err as Error).message}`, { cause: err })
     } finally {
       if (pty) close(pty.slave)
+      // Its process runs there now (or never will): the namespace lives as long as it does.
+      spareNetns?.release()
     }
     if (net) {
       try {
