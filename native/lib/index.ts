@@ -48,6 +48,7 @@ interface Addon {
   removeTree(path: string): Promise<void>
   mkdirs(paths: string[], mode: number): Promise<number[]>
   rmdirs(paths: string[]): Promise<number[]>
+  fsBatch(steps: FsBatchStep[]): Promise<{ index: number; errno: number } | null>
   openFlags: OpenFlags
   openpty(): { master: number; slave: number; path: string }
   setWinsize(fd: number, columns: number, rows: number): void
@@ -234,6 +235,39 @@ export const mkdirs = (paths: string[], mode: number): Promise<number[]> => addo
 
 /** `rmdir(2)` of each path, in order, as one job on the thread pool; one errno per path (0: removed). See {@link mkdirs}. */
 export const rmdirs = (paths: string[]): Promise<number[]> => addon().rmdirs(paths)
+
+/** The operations of {@link fsBatch}. */
+export const FsBatchOp = { Mkdir: 0, Lchown: 1, Chmod: 2, WriteNew: 3, Rename: 4, MkdirExistOk: 5 } as const
+
+/**
+ * One step of {@link fsBatch}: `[Mkdir | MkdirExistOk | Chmod, path, mode]`,
+ * `[Lchown, path, uid, gid]`, `[WriteNew, path, mode, 0, data]` (O_CREAT|O_EXCL, no following
+ * a link) or `[Rename, path, 0, 0, newPath]`. Paths are absolute.
+ */
+export type FsBatchStep =
+  | [typeof FsBatchOp.Mkdir | typeof FsBatchOp.MkdirExistOk | typeof FsBatchOp.Chmod, string, number]
+  | [typeof FsBatchOp.Lchown, string, number, number]
+  | [typeof FsBatchOp.WriteNew, string, number, 0, string | Buffer]
+  | [typeof FsBatchOp.Rename, string, 0, 0, string]
+
+/**
+ * Runs file-system calls in order as one job on the thread pool and stops at the first that
+ * fails: resolves with `null` when all succeeded, else with the failed step's index and errno
+ * (the steps before it are done; undoing them is the caller's business). For a short fixed
+ * sequence — a snapshot's directories, their owner and mode, its record and the rename that
+ * publishes it — where a promise round trip per call costs more than the calls.
+ *
+ * @example
+ * ```ts
+ * const failed = await fsBatch([
+ *   [FsBatchOp.Mkdir, '/var/lib/ctr/snapshots/.tmp-c1', 0o700],
+ *   [FsBatchOp.WriteNew, '/var/lib/ctr/snapshots/.tmp-c1/snapshot.json', 0o644, 0, '{}\n'],
+ *   [FsBatchOp.Rename, '/var/lib/ctr/snapshots/.tmp-c1', 0, 0, '/var/lib/ctr/snapshots/c1'],
+ * ])
+ * if (failed) console.error(`step ${failed.index}: errno ${failed.errno}`)
+ * ```
+ */
+export const fsBatch = (steps: FsBatchStep[]): Promise<{ index: number; errno: number } | null> => addon().fsBatch(steps)
 
 export const openpty = (): { master: number; slave: number; path: string } => addon().openpty()
 /** Sets a terminal's size (TIOCSWINSZ); the foreground process group gets SIGWINCH. */

@@ -1,4 +1,4 @@
-// mkdirs(paths, mode) / rmdirs(paths): many directory syscalls as one thread-pool job.
+// mkdirs(paths, mode) / rmdirs(paths) / fsBatch(steps): many file-system syscalls as one thread-pool job.
 #pragma once
 #include <napi.h>
 

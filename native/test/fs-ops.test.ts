@@ -9,7 +9,7 @@ import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   AT_FDCWD, close, FileType, lgetxattr, llistxattr, lsetxattr, makedev, mknodat, mount, mountIn, MountFlag,
-  mkdirs, OpenFlag, openat2, removeTree, ResolveFlag, rmdirs, umount2,
+  FsBatchOp, fsBatch, mkdirs, OpenFlag, openat2, removeTree, ResolveFlag, rmdirs, umount2,
 } from '../lib/index.js'
 
 let dir: string
@@ -179,5 +179,47 @@ describe('mkdirs / rmdirs', () => {
     expect(() => rmdirs([path.join(dir, 'x'), 'a\0b'])).toThrow(/paths\[1\]/)
     expect(() => mkdirs([path.join(dir, 'x')], 0o10000)).toThrow(/mode/)
     expect(fs.existsSync(path.join(dir, 'x'))).toBe(false)
+  })
+})
+
+describe('fsBatch', () => {
+  it('runs its steps in order: directories, owner, mode, a new file, a rename', async () => {
+    const tmp = path.join(dir, '.tmp-x'), final = path.join(dir, 'x')
+    const failed = await fsBatch([
+      [FsBatchOp.MkdirExistOk, dir, 0o700],
+      [FsBatchOp.Mkdir, tmp, 0o700],
+      [FsBatchOp.Mkdir, path.join(tmp, 'up'), 0o755],
+      [FsBatchOp.Lchown, path.join(tmp, 'up'), 1234, 5678],
+      [FsBatchOp.Chmod, path.join(tmp, 'up'), 0o1751],
+      [FsBatchOp.WriteNew, path.join(tmp, 'rec.json'), 0o600, 0, 'grüße\n'],
+      [FsBatchOp.Rename, tmp, 0, 0, final],
+    ])
+    expect(failed).toBeNull()
+    const up = fs.statSync(path.join(final, 'up'))
+    expect([up.uid, up.gid, up.mode & 0o7777]).toEqual([1234, 5678, 0o1751])
+    expect(fs.readFileSync(path.join(final, 'rec.json'), 'utf8')).toBe('grüße\n')
+    expect(fs.statSync(path.join(final, 'rec.json')).mode & 0o777).toBe(0o600 & ~process.umask())
+    expect(fs.existsSync(tmp)).toBe(false)
+  })
+
+  it('stops at the first failing step and says which, with its errno; WriteNew never replaces a file', async () => {
+    fs.writeFileSync(path.join(dir, 'f'), 'old')
+    const failed = await fsBatch([
+      [FsBatchOp.Mkdir, path.join(dir, 'a'), 0o755],
+      [FsBatchOp.WriteNew, path.join(dir, 'f'), 0o644, 0, 'new'],
+      [FsBatchOp.Mkdir, path.join(dir, 'never'), 0o755],
+    ])
+    expect(failed).toEqual({ index: 1, errno: os.constants.errno.EEXIST })
+    expect(fs.readFileSync(path.join(dir, 'f'), 'utf8')).toBe('old')
+    expect(fs.existsSync(path.join(dir, 'a'))).toBe(true)
+    expect(fs.existsSync(path.join(dir, 'never'))).toBe(false)
+  })
+
+  it('refuses malformed steps before running any of them', () => {
+    const made = path.join(dir, 'made')
+    expect(() => fsBatch([[FsBatchOp.Mkdir, made, 0o755], [9 as never, made, 0]])).toThrow(/steps\[1\]\[0\] is not an operation/)
+    expect(() => fsBatch([[FsBatchOp.Mkdir, made, 0o755], [FsBatchOp.Chmod, 'relative', 0o755]])).toThrow(/steps\[1\]\[1\] must be an absolute path/)
+    expect(() => fsBatch([[FsBatchOp.Chmod, made, 0o17777]])).toThrow(/must be a mode/)
+    expect(fs.existsSync(made)).toBe(false)
   })
 })

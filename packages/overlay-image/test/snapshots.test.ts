@@ -379,6 +379,33 @@ describe('get, list, mountSnapshot, unmount', () => {
   })
 })
 
+describe('volatile prepare (one native job)', () => {
+  it('two stores preparing one id at once: one wins, the other gets ERR_STORE_EXISTS, and no temporary is left', async () => {
+    const chainIds = layeredImage()
+    const other = new Snapshots(paths)
+    const results = await Promise.allSettled([
+      snaps.prepare({ id: 'same', image: 'i', manifestDigest: DIGEST, chainIds, mount: false, volatile: true }),
+      other.prepare({ id: 'same', image: 'i', manifestDigest: DIGEST, chainIds, mount: false, volatile: true }),
+    ])
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason
+    expect(failure).toBeInstanceOf(StoreError)
+    expect((failure as StoreError).code).toBe('ERR_STORE_EXISTS')
+    expect(readdirSync(paths.snapshots)).toEqual(['same'])
+    expect(readdirSync(paths.snapshot('same')).sort()).toEqual(['merged', 'snapshot.json', 'upper', 'work'])
+    expect(JSON.parse(readFileSync(paths.snapshotMeta('same'), 'utf8'))).toMatchObject({ id: 'same', volatile: true })
+    await snaps.remove('same')
+  })
+
+  it('a failing step is a typed error naming its path, and nothing is left', async () => {
+    writeFileSync(paths.snapshots, 'not a directory')
+    const err = await expectStoreError(snaps.prepare({ id: 'c1', image: 'i', manifestDigest: DIGEST, chainIds: layeredImage(), mount: false, volatile: true }), 'ERR_STORE_IO')
+    expect(err.message).toContain('EEXIST')
+    expect(err.path).toBe(paths.snapshots)
+    expect(readFileSync(paths.snapshots, 'utf8')).toBe('not a directory')
+  })
+})
+
 describe('remove and recovery', () => {
   it('remove is idempotent, and removing a never-created id is fine', async () => {
     const snap = await snaps.prepare({ id: 'c1', image: 'i', manifestDigest: DIGEST, chainIds: layeredImage() })

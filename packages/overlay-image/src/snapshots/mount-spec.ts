@@ -49,6 +49,9 @@ export interface OverlayMountSpec {
  */
 export const OVERLAY_OPTIONS: readonly string[] = ['index=off', 'redirect_dir=off', 'metacopy=off']
 
+/** `l/` directories this process has made or seen (only a store's removal takes one away). */
+const linkDirsMade = new Set<string>()
+
 /** mount(2) copies its data argument in one page: at most 4095 bytes and the NUL. */
 export const MOUNT_DATA_MAX = 4095
 
@@ -72,7 +75,10 @@ export async function overlayMountSpec(paths: StorePaths, record: SnapshotRecord
   const root = resolve(paths.root)
   const cwd = join(root, 'l')
   const abs = new StorePaths(root)
-  await mkdir(cwd, { recursive: true, mode: 0o700 })
+  if (!linkDirsMade.has(cwd)) {
+    await mkdir(cwd, { recursive: true, mode: 0o700 })
+    linkDirsMade.add(cwd)
+  }
   const shortIds = record.chainIds.map((c) => ensureShortLink(abs, c))
   const snap = `../snapshots/${record.id}`
   // overlay lists the top layer first; records list the bottom one first.

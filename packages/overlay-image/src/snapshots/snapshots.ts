@@ -16,10 +16,11 @@
  * never stored, it is read from `/proc/self/mountinfo`, so a crash (even SIGKILL, with the mount
  * left behind) leaves nothing that `remove` or `recoverSnapshots` cannot handle.
  */
-import { statSync, type Stats } from 'node:fs'
+import { lstatSync, statSync, type Stats } from 'node:fs'
 import { chmod, chown, lstat, mkdir, readdir, realpath, rename, rm, writeFile } from 'node:fs/promises'
+import { constants as osConstants } from 'node:os'
 import { join, resolve } from 'node:path'
-import { mountIn, removeTree as nativeRemoveTree } from '@ctr/native'
+import { FsBatchOp, fsBatch, mountIn, removeTree as nativeRemoveTree, type FsBatchStep } from '@ctr/native'
 import { z } from 'zod'
 import { StoreError, ioError } from '../errors.js'
 import { StorePaths, type SnapshotRecord } from '../paths.js'
@@ -163,11 +164,9 @@ export class Snapshots {
     const { paths } = this
     const dir = paths.snapshot(args.id)
     const readonly = args.readonly ?? false
-    // The directory exists from the first prepare on; the exists check and the rename below
-    // (which fails on an existing id) both guard against a second prepare of one id.
-    await Promise.all([this.#ensureSnapshotsDir(), exists(dir).then((there) => {
-      if (there) throw new StoreError('ERR_STORE_EXISTS', `snapshot ${args.id} already exists`, { path: dir })
-    })])
+    // An existing id is refused here, and again by the rename that publishes the new one.
+    // (One lstat of a directory entry the kernel has cached: not worth a thread-pool trip.)
+    if (entryExists(dir)) throw new StoreError('ERR_STORE_EXISTS', `snapshot ${args.id} already exists`, { path: dir })
 
     // Every layer must be unpacked; the top one's root directory gives the upper its attributes.
     const roots = layerRoots(paths, args.chainIds, `prepare snapshot ${args.id}`)
@@ -188,44 +187,11 @@ export class Snapshots {
     // A volatile snapshot does not survive a crash (overlay refuses its upper afterwards, and
     // its container is gone anyway), so its record need not be durable either: no fsyncs.
     const durable = this.#fsync && !record.volatile
-    const tmp = join(paths.snapshots, tmpName(`new-${args.id}`))
+    const tmp = join(resolve(paths.snapshots), tmpName(`new-${args.id}`))
+    const json = JSON.stringify(record, null, 2) + '\n'
     try {
-      await mkdir(tmp, { mode: 0o700 })
-      // Its subdirectories are independent of each other: made in parallel.
-      await Promise.all([
-        // merged is the container's `/` before the overlay hides it, and the mount point after.
-        mkdirMode(join(tmp, 'merged'), 0o755),
-        ...(readonly
-          ? []
-          : [
-            (async () => {
-              // The upper root is the overlay's root directory: it takes the image's root
-              // attributes (as Docker's overlay2 does), else every container's `/` would be
-              // 0755 root:root.
-              await mkdir(join(tmp, 'upper'))
-              if (top) await chown(join(tmp, 'upper'), top.uid, top.gid)
-              await chmod(join(tmp, 'upper'), top ? top.mode & 0o7777 : 0o755)
-            })(),
-            mkdirMode(join(tmp, 'work'), 0o700),
-          ]),
-        ...(needsEmptyLower(record) ? [mkdirMode(join(tmp, 'empty'), 0o755)] : []),
-      ])
-      // The record, then the temporary directory's entries (its fsync covers upper/, work/,
-      // merged/ too), are durable before the rename that publishes them.
-      // Inside a directory nobody sees until the rename: without fsync, a plain write will do.
-      const json = JSON.stringify(record, null, 2) + '\n'
-      if (durable) await writeFileAtomic(join(tmp, 'snapshot.json'), json, { fsync: true })
-      else await writeFile(join(tmp, 'snapshot.json'), json, { mode: 0o644 })
-      try {
-        await rename(tmp, dir)
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        if (code === 'ENOTEMPTY' || code === 'EEXIST') {
-          throw new StoreError('ERR_STORE_EXISTS', `snapshot ${args.id} already exists`, { path: dir, cause: err })
-        }
-        throw ioError('rename', dir, err)
-      }
-      if (durable) await fsyncDir(paths.snapshots)
+      if (durable) await this.#createDurably(tmp, dir, record, top, json)
+      else await createInOneJob(resolve(paths.snapshots), tmp, resolve(dir), record, top, json)
     } catch (err) {
       await rm(tmp, { recursive: true, force: true }).catch(() => {})
       throw err instanceof StoreError ? err : ioError('create snapshot', tmp, err)
@@ -244,6 +210,44 @@ export class Snapshots {
       await this.#removeDir(args.id).catch(() => {})
       throw err instanceof StoreError ? err : ioError('prepare snapshot', dir, err)
     }
+  }
+
+  /** The snapshot's directory, made in a temporary and published by rename, each step synced. */
+  async #createDurably(tmp: string, dir: string, record: SnapshotRecord, top: Stats | undefined, json: string): Promise<void> {
+    await this.#ensureSnapshotsDir()
+    await mkdir(tmp, { mode: 0o700 })
+    // Its subdirectories are independent of each other: made in parallel.
+    await Promise.all([
+      // merged is the container's `/` before the overlay hides it, and the mount point after.
+      mkdirMode(join(tmp, 'merged'), 0o755),
+      ...(record.readonly
+        ? []
+        : [
+          (async () => {
+            // The upper root is the overlay's root directory: it takes the image's root
+            // attributes (as Docker's overlay2 does), else every container's `/` would be
+            // 0755 root:root.
+            await mkdir(join(tmp, 'upper'))
+            if (top) await chown(join(tmp, 'upper'), top.uid, top.gid)
+            await chmod(join(tmp, 'upper'), top ? top.mode & 0o7777 : 0o755)
+          })(),
+          mkdirMode(join(tmp, 'work'), 0o700),
+        ]),
+      ...(needsEmptyLower(record) ? [mkdirMode(join(tmp, 'empty'), 0o755)] : []),
+    ])
+    // The record, then the temporary directory's entries (its fsync covers upper/, work/,
+    // merged/ too), are durable before the rename that publishes them.
+    await writeFileAtomic(join(tmp, 'snapshot.json'), json, { fsync: true })
+    try {
+      await rename(tmp, dir)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
+        throw new StoreError('ERR_STORE_EXISTS', `snapshot ${record.id} already exists`, { path: dir, cause: err })
+      }
+      throw ioError('rename', dir, err)
+    }
+    await fsyncDir(this.paths.snapshots)
   }
 
   /**
@@ -511,6 +515,53 @@ async function removeTree(path: string, what: string): Promise<void> {
     await rm(path, { recursive: true, force: true, maxRetries: 3 })
   } catch (err) {
     throw ioError(what, path, err)
+  }
+}
+
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]))
+
+/**
+ * The snapshot's directory as one native job (see `fsBatch`): the same entries, owner, modes,
+ * record and publishing rename as the durable path, without fsyncs, in one thread-pool trip
+ * instead of a dozen promise round trips.
+ */
+async function createInOneJob(snapshots: string, tmp: string, dir: string, record: SnapshotRecord, top: Stats | undefined, json: string): Promise<void> {
+  const S = FsBatchOp
+  const steps: FsBatchStep[] = [
+    [S.MkdirExistOk, snapshots, 0o700],
+    [S.Mkdir, tmp, 0o700],
+    [S.Mkdir, join(tmp, 'merged'), 0o755],
+    [S.Chmod, join(tmp, 'merged'), 0o755],
+  ]
+  if (!record.readonly) {
+    const upper = join(tmp, 'upper')
+    // The upper root takes the image's root attributes (see the durable path).
+    steps.push([S.Mkdir, upper, 0o755])
+    if (top) steps.push([S.Lchown, upper, top.uid, top.gid])
+    steps.push([S.Chmod, upper, top ? top.mode & 0o7777 : 0o755], [S.Mkdir, join(tmp, 'work'), 0o700], [S.Chmod, join(tmp, 'work'), 0o700])
+  }
+  if (needsEmptyLower(record)) steps.push([S.Mkdir, join(tmp, 'empty'), 0o755], [S.Chmod, join(tmp, 'empty'), 0o755])
+  steps.push([S.WriteNew, join(tmp, 'snapshot.json'), 0o644, 0, json], [S.Rename, tmp, 0, 0, dir])
+  const failed = await fsBatch(steps)
+  if (!failed) return
+  const step = steps[failed.index]!
+  const code = ERRNO_NAMES.get(failed.errno) ?? `errno ${failed.errno}`
+  if (step[0] === S.Rename && (code === 'ENOTEMPTY' || code === 'EEXIST')) {
+    throw new StoreError('ERR_STORE_EXISTS', `snapshot ${record.id} already exists`, { path: dir })
+  }
+  const what = ['mkdir', 'chown', 'chmod', 'write', 'rename', 'mkdir'][step[0]]!
+  throw ioError(what, step[1], Object.assign(new Error(code), { code, errno: -failed.errno }))
+}
+
+/** Whether a path exists (without following a final link); a parent that is not a directory means no. */
+function entryExists(path: string): boolean {
+  try {
+    lstatSync(path)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false
+    throw ioError('lstat', path, err)
   }
 }
 
