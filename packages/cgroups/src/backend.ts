@@ -38,7 +38,8 @@ export interface CgroupBackend {
   create(): Promise<void>
   /** True when the cgroup's directories exist. */
   exists(): Promise<boolean>
-  applyLimits(limits: Limits): Promise<void>
+  /** `fresh`: the cgroup was made a moment ago and holds nothing yet (limits can be written synchronously). */
+  applyLimits(limits: Limits, fresh?: boolean): Promise<void>
   readLimits(): Promise<Limits>
   addProcess(pid: number): Promise<void>
   processes(): Promise<number[]>

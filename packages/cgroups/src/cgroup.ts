@@ -108,7 +108,7 @@ export class Cgroup {
     }
     const cg = new Cgroup(name, host.mode, backend)
     try {
-      await backend.applyLimits(parsed)
+      await backend.applyLimits(parsed, true)
     } catch (err) {
       await backend.remove(Date.now() + 2000).catch(() => undefined)
       throw err

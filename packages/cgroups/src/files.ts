@@ -11,7 +11,8 @@ import { CgroupError } from './errors.js'
  * the thread pool (open, fstat, read, close) and ~100 µs of main-thread work — and a container
  * start, stats() and destroy read dozens of them. Writes and mkdir/rmdir stay asynchronous:
  * they can wait on the kernel's cgroup lock, held across an RCU grace period (milliseconds)
- * while another process is being moved between cgroups.
+ * while another process is being moved between cgroups, and lowering a memory limit reclaims
+ * memory first. The exception is the limits of a cgroup just made ({@link writeFresh}).
  */
 
 function errnoOf(err: unknown): string | undefined {
@@ -60,15 +61,37 @@ export async function writeValue(file: string, value: string, hint?: string): Pr
   try {
     await fs.writeFile(file, value)
   } catch (err) {
-    const code = errnoOf(err)
-    const kind = code === 'ENOENT' ? 'ERR_CGROUP_CONTROLLER_MISSING' : code === 'EBUSY' ? 'ERR_CGROUP_BUSY' : code === 'EINVAL' || code === 'ERANGE' ? 'ERR_CGROUP_INVALID' : 'ERR_CGROUP_IO'
-    throw new CgroupError(kind, `write ${JSON.stringify(value)} to ${file}: ${code ?? String(err)}`, {
-      path: file,
-      cause: err,
-      ...(hint ? { hint } : {}),
-      ...(code ? { errnoCode: code } : {}),
-    })
+    throw writeError(file, value, err, hint)
   }
+}
+
+/** How a limit is written: {@link writeValue}, or {@link writeFresh} into a cgroup just made. */
+export type LimitWriter = (file: string, value: string, hint?: string) => Promise<void>
+
+/**
+ * {@link writeValue}, synchronously: for the memory, pids and cpu limits of a cgroup made a
+ * moment ago. Their handlers take no cgroup-wide lock, and an empty cgroup has nothing to
+ * reclaim or throttle, so the write is a few microseconds of kernel work — where an fs.promises
+ * write is three thread-pool trips. Not for cpuset files (a write rebuilds scheduling domains:
+ * milliseconds) nor for a cgroup in use (lowering its memory limit reclaims first).
+ */
+export async function writeFresh(file: string, value: string, hint?: string): Promise<void> {
+  try {
+    fsSync.writeFileSync(file, value)
+  } catch (err) {
+    throw writeError(file, value, err, hint)
+  }
+}
+
+function writeError(file: string, value: string, err: unknown, hint?: string): CgroupError {
+  const code = errnoOf(err)
+  const kind = code === 'ENOENT' ? 'ERR_CGROUP_CONTROLLER_MISSING' : code === 'EBUSY' ? 'ERR_CGROUP_BUSY' : code === 'EINVAL' || code === 'ERANGE' ? 'ERR_CGROUP_INVALID' : 'ERR_CGROUP_IO'
+  return new CgroupError(kind, `write ${JSON.stringify(value)} to ${file}: ${code ?? String(err)}`, {
+    path: file,
+    cause: err,
+    ...(hint ? { hint } : {}),
+    ...(code ? { errnoCode: code } : {}),
+  })
 }
 
 /** Parses "key value" lines (memory.stat, cpu.stat, memory.events …) into numbers. */

@@ -1,17 +1,17 @@
 /** cgroup v1 cpu and cpuacct: cpu.cfs_quota_us/period_us, cpu.shares, and usage. */
 import path from 'node:path'
-import { parseFlatKeyed, readOptional, readText, writeValue } from '../files.js'
+import { parseFlatKeyed, readOptional, readText, writeValue, type LimitWriter } from '../files.js'
 import { sharesToWeight, weightToShares, type CpuLimits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
 
 /** USER_HZ: cpuacct.stat counts in these ticks on every Linux architecture ctr supports. */
 const USER_HZ = 100
 
-export async function applyCpu(dir: string, c: CpuLimits): Promise<void> {
-  if (c.period !== undefined) await writeValue(path.join(dir, 'cpu.cfs_period_us'), String(c.period))
-  if (c.quota !== undefined) await writeValue(path.join(dir, 'cpu.cfs_quota_us'), c.quota === 'max' ? '-1' : String(c.quota))
+export async function applyCpu(dir: string, c: CpuLimits, write: LimitWriter = writeValue): Promise<void> {
+  if (c.period !== undefined) await write(path.join(dir, 'cpu.cfs_period_us'), String(c.period))
+  if (c.quota !== undefined) await write(path.join(dir, 'cpu.cfs_quota_us'), c.quota === 'max' ? '-1' : String(c.quota))
   const shares = c.shares ?? (c.weight !== undefined ? weightToShares(c.weight) : undefined)
-  if (shares !== undefined) await writeValue(path.join(dir, 'cpu.shares'), String(shares))
+  if (shares !== undefined) await write(path.join(dir, 'cpu.shares'), String(shares))
 }
 
 export async function readCpu(dir: string): Promise<CpuLimits> {

@@ -7,7 +7,7 @@ import path from 'node:path'
 import type { CgroupBackend, CgroupEvent, CgroupPaths, Subscription } from '../backend.js'
 import type { CgroupHost, CgroupMode } from '../detect.js'
 import { CgroupError } from '../errors.js'
-import { exists, readPids, writeValue } from '../files.js'
+import { exists, readPids, writeFresh, writeValue } from '../files.js'
 import type { Limits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
 import { mkdirBelow, mkdirLeaf, mkdirLeaves, removeIfUnused, removeIfUnusedSync, removeTree, rmdirsIfEmpty, signalEach } from '../tree.js'
@@ -112,14 +112,15 @@ export class V1Backend implements CgroupBackend {
     return (await Promise.all(this.allPlaces().map((p) => exists(p.dir)))).some(Boolean)
   }
 
-  async applyLimits(l: Limits): Promise<void> {
-    if (l.memory) await applyMemory(this.need('memory', 'a memory limit'), l.memory)
+  async applyLimits(l: Limits, fresh = false): Promise<void> {
+    const write = fresh ? writeFresh : writeValue
+    if (l.memory) await applyMemory(this.need('memory', 'a memory limit'), l.memory, write)
     if (l.cpu) {
       const { cpus, mems, ...rest } = l.cpu
-      if (Object.values(rest).some((v) => v !== undefined)) await applyCpu(this.need('cpu', 'a cpu limit'), rest)
+      if (Object.values(rest).some((v) => v !== undefined)) await applyCpu(this.need('cpu', 'a cpu limit'), rest, write)
       if (cpus !== undefined || mems !== undefined) await applyCpuset(this.need('cpuset', 'a cpuset'), { cpus, mems })
     }
-    if (l.pids) await applyPids(this.need('pids', 'a pids limit'), l.pids)
+    if (l.pids) await applyPids(this.need('pids', 'a pids limit'), l.pids, write)
     if (l.io) await applyBlkio(this.need('blkio', 'an io limit'), l.io)
   }
 

@@ -1,7 +1,7 @@
 /** cgroup v1 memory: memory.limit_in_bytes, memory.memsw.limit_in_bytes, soft limit, usage. */
 import path from 'node:path'
 import { CgroupError } from '../errors.js'
-import { parseFlatKeyed, readOptional, readText, writeValue } from '../files.js'
+import { parseFlatKeyed, readOptional, readText, writeValue, type LimitWriter } from '../files.js'
 import type { MemoryLimits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
 import { parseV1Limit } from '../values.js'
@@ -9,7 +9,7 @@ import { parseV1Limit } from '../values.js'
 const v1 = (v: number | 'max') => (v === 'max' ? '-1' : String(v))
 const NO_SWAP_HINT = 'swap accounting is off: boot the kernel with swapaccount=1 (memory.memsw.* is missing)'
 
-export async function applyMemory(dir: string, m: MemoryLimits): Promise<void> {
+export async function applyMemory(dir: string, m: MemoryLimits, write: LimitWriter = writeValue): Promise<void> {
   if (m.high !== undefined) {
     throw new CgroupError('ERR_CGROUP_UNSUPPORTED', 'memory.high has no cgroup v1 equivalent', {
       path: dir,
@@ -29,11 +29,11 @@ export async function applyMemory(dir: string, m: MemoryLimits): Promise<void> {
     }
     const currentMemsw = parseV1Limit((await readOptional(memswFile)) ?? '-1')
     const raising = limit === 'max' || (currentMemsw !== 'max' && limit > currentMemsw)
-    if (memsw !== undefined && raising) await writeValue(memswFile, v1(memsw))
-    if (m.max !== undefined) await writeValue(limitFile, v1(m.max))
-    if (memsw !== undefined && !raising) await writeValue(memswFile, v1(memsw))
+    if (memsw !== undefined && raising) await write(memswFile, v1(memsw))
+    if (m.max !== undefined) await write(limitFile, v1(m.max))
+    if (memsw !== undefined && !raising) await write(memswFile, v1(memsw))
   }
-  if (m.reservation !== undefined) await writeValue(path.join(dir, 'memory.soft_limit_in_bytes'), v1(m.reservation))
+  if (m.reservation !== undefined) await write(path.join(dir, 'memory.soft_limit_in_bytes'), v1(m.reservation))
 }
 
 export async function readMemory(dir: string): Promise<MemoryLimits> {

@@ -1,21 +1,21 @@
 /** cgroup v2 cpu and cpuset: cpu.max, cpu.weight, cpuset.cpus/mems, and cpu.stat. */
 import path from 'node:path'
-import { parseFlatKeyed, readOptional, readText, writeValue } from '../files.js'
+import { parseFlatKeyed, readOptional, readText, writeValue, type LimitWriter } from '../files.js'
 import { sharesToWeight, weightToShares, type CpuLimits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
 
 const DEFAULT_PERIOD = 100_000
 
-export async function applyCpu(dir: string, c: CpuLimits): Promise<void> {
+export async function applyCpu(dir: string, c: CpuLimits, write: LimitWriter = writeValue): Promise<void> {
   if (c.quota !== undefined || c.period !== undefined) {
     // cpu.max holds both: keep the half that was not given.
     const [curQuota, curPeriod] = (await readText(path.join(dir, 'cpu.max'))).trim().split(/\s+/)
     const quota = c.quota ?? (curQuota === 'max' ? 'max' : Number(curQuota))
     const period = c.period ?? Number(curPeriod ?? DEFAULT_PERIOD)
-    await writeValue(path.join(dir, 'cpu.max'), `${quota} ${period}`)
+    await write(path.join(dir, 'cpu.max'), `${quota} ${period}`)
   }
   const weight = c.weight ?? (c.shares !== undefined ? sharesToWeight(c.shares) : undefined)
-  if (weight !== undefined) await writeValue(path.join(dir, 'cpu.weight'), String(weight))
+  if (weight !== undefined) await write(path.join(dir, 'cpu.weight'), String(weight))
   if (c.cpus !== undefined) await writeValue(path.join(dir, 'cpuset.cpus'), c.cpus, 'is the cpuset controller enabled for this cgroup?')
   if (c.mems !== undefined) await writeValue(path.join(dir, 'cpuset.mems'), c.mems, 'is the cpuset controller enabled for this cgroup?')
 }

@@ -2,7 +2,7 @@
 import path from 'node:path'
 import type { CgroupBackend, CgroupEvent, CgroupPaths, Subscription } from '../backend.js'
 import type { CgroupHost } from '../detect.js'
-import { exists, readOptional } from '../files.js'
+import { exists, readOptional, writeFresh, writeValue } from '../files.js'
 import type { Limits } from '../limits.js'
 import { parsePsi, type CgroupStats } from '../stats.js'
 import { mkdirBelow, mkdirLeaf, removeIfUnused, removeIfUnusedSync, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
@@ -41,10 +41,11 @@ export class V2Backend implements CgroupBackend {
     return exists(this.dir)
   }
 
-  async applyLimits(l: Limits): Promise<void> {
-    if (l.memory) await applyMemory(this.dir, l.memory)
-    if (l.cpu) await applyCpu(this.dir, l.cpu)
-    if (l.pids) await applyPids(this.dir, l.pids)
+  async applyLimits(l: Limits, fresh = false): Promise<void> {
+    const write = fresh ? writeFresh : writeValue
+    if (l.memory) await applyMemory(this.dir, l.memory, write)
+    if (l.cpu) await applyCpu(this.dir, l.cpu, write)
+    if (l.pids) await applyPids(this.dir, l.pids, write)
     if (l.io) await applyIo(this.dir, l.io)
   }
 

@@ -1,18 +1,18 @@
 /** cgroup v2 memory: memory.max, memory.high, memory.swap.max, memory.low, and usage. */
 import path from 'node:path'
-import { parseFlatKeyed, readOptional, readText, writeValue } from '../files.js'
+import { parseFlatKeyed, readOptional, readText, writeValue, type LimitWriter } from '../files.js'
 import type { MemoryLimits } from '../limits.js'
 import type { CgroupStats } from '../stats.js'
 import { formatLimit, parseV2Limit } from '../values.js'
 
 const NO_SWAP_HINT = 'swap accounting is not available: the kernel needs CONFIG_MEMCG_SWAP (and swapaccount=1 on older kernels)'
 
-export async function applyMemory(dir: string, m: MemoryLimits): Promise<void> {
+export async function applyMemory(dir: string, m: MemoryLimits, write: LimitWriter = writeValue): Promise<void> {
   // Lower bounds before upper ones is not needed on v2: each file is independent.
-  if (m.max !== undefined) await writeValue(path.join(dir, 'memory.max'), formatLimit(m.max))
-  if (m.high !== undefined) await writeValue(path.join(dir, 'memory.high'), formatLimit(m.high))
-  if (m.swap !== undefined) await writeValue(path.join(dir, 'memory.swap.max'), formatLimit(m.swap), NO_SWAP_HINT)
-  if (m.reservation !== undefined) await writeValue(path.join(dir, 'memory.low'), formatLimit(m.reservation))
+  if (m.max !== undefined) await write(path.join(dir, 'memory.max'), formatLimit(m.max))
+  if (m.high !== undefined) await write(path.join(dir, 'memory.high'), formatLimit(m.high))
+  if (m.swap !== undefined) await write(path.join(dir, 'memory.swap.max'), formatLimit(m.swap), NO_SWAP_HINT)
+  if (m.reservation !== undefined) await write(path.join(dir, 'memory.low'), formatLimit(m.reservation))
 }
 
 export async function readMemory(dir: string): Promise<MemoryLimits> {

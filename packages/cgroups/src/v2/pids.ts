@@ -1,11 +1,11 @@
 /** cgroup v2 pids: pids.max and pids.current. */
 import path from 'node:path'
-import { readText, writeValue } from '../files.js'
+import { readText, writeValue, type LimitWriter } from '../files.js'
 import type { CgroupStats } from '../stats.js'
 import { formatLimit, parseV2Limit } from '../values.js'
 
-export async function applyPids(dir: string, p: { max: number | 'max' }): Promise<void> {
-  await writeValue(path.join(dir, 'pids.max'), formatLimit(p.max))
+export async function applyPids(dir: string, p: { max: number | 'max' }, write: LimitWriter = writeValue): Promise<void> {
+  await write(path.join(dir, 'pids.max'), formatLimit(p.max))
 }
 
 export async function readPidsLimit(dir: string): Promise<{ max: number | 'max' }> {
