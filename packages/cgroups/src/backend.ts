@@ -4,7 +4,7 @@
  * memory limit written" finds it in v1/memory.ts.
  */
 import type { Limits } from './limits.js'
-import type { CgroupStats } from './stats.js'
+import type { CgroupStats, CgroupUsage } from './stats.js'
 import type { CgroupMode } from './detect.js'
 
 /** Something that happened in a cgroup. */
@@ -44,6 +44,7 @@ export interface CgroupBackend {
   addProcess(pid: number): Promise<void>
   processes(): Promise<number[]>
   stats(): Promise<CgroupStats>
+  usage(): Promise<CgroupUsage>
   freeze(): Promise<void>
   thaw(): Promise<void>
   frozen(): Promise<boolean>

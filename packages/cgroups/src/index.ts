@@ -28,5 +28,5 @@ export {
   type IoDeviceLimit,
   type Bytes,
 } from './limits.js'
-export type { CgroupStats, Psi, PsiLine } from './stats.js'
+export type { CgroupStats, CgroupUsage, Psi, PsiLine } from './stats.js'
 export type { CgroupEvent, CgroupPaths } from './backend.js'

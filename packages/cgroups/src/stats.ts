@@ -41,6 +41,16 @@ export interface CgroupStats {
 }
 
 /** Parses a PSI file ("some avg10=0.00 avg60=0.00 avg300=0.00 total=0"). */
+/**
+ * What a finished job used, read from as few files as possible (two or three, against a dozen
+ * for {@link CgroupStats}): peak memory and CPU time.
+ */
+export interface CgroupUsage {
+  /** Highest memory use seen, where the kernel records it (v1 always, v2 from Linux 5.19). */
+  memoryPeak?: number
+  cpu: { usageUsec: number; userUsec: number; systemUsec: number }
+}
+
 export function parsePsi(text: string | undefined): Psi | undefined {
   if (!text) return undefined
   const lines: Partial<Record<'some' | 'full', PsiLine>> = {}

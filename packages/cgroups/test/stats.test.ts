@@ -64,6 +64,20 @@ describe('stats()', () => {
     })
   })
 
+  it.runIf(has('cpu') && has('memory'))('usage() reports what stats() does for peak memory and cpu time, once the processes are gone', async () => {
+    await withCgroup(undefined, async (cg) => {
+      const loop = await startIn(cg, [BUSYBOX, 'sh', '-c', `x=$(${BUSYBOX} head -c 8m /dev/zero | ${BUSYBOX} tr '\\0' a); while :; do :; done`])
+      await sleep(700)
+      loop.kill('SIGKILL')
+      await loop.exited
+      const [u, s] = [await cg.usage(), await cg.stats()]
+      expect(u.cpu).toEqual({ usageUsec: s.cpu.usageUsec, userUsec: s.cpu.userUsec, systemUsec: s.cpu.systemUsec })
+      expect(u.cpu.usageUsec).toBeGreaterThan(50_000)
+      expect(u.memoryPeak).toBe(s.memory.peak)
+      if (u.memoryPeak !== undefined) expect(u.memoryPeak).toBeGreaterThan(8 * MiB)
+    })
+  })
+
   it.runIf(has('pids'))('pids.current counts the processes; pids.max is the limit', async () => {
     await withCgroup({ pids: { max: 50 } }, async (cg) => {
       expect((await cg.stats()).pids).toEqual({ current: 0, max: 50 })

@@ -197,12 +197,13 @@ function mode(m: 'capture' | 'inherit' | 'ignore' | Writable): 'inherit' | 'igno
 
 async function usageOf(c: Container): Promise<RunResult['usage']> {
   try {
-    const s = await c.stats()
+    // Only what the result reports: two or three cgroup files, not the dozen of stats().
+    const u = await c.cgroup.usage()
     return {
-      ...(s.memory.peak !== undefined ? { memoryPeak: s.memory.peak } : {}),
-      cpuUsec: s.cpu.usageUsec,
-      cpuUserUsec: s.cpu.userUsec,
-      cpuSystemUsec: s.cpu.systemUsec,
+      ...(u.memoryPeak !== undefined ? { memoryPeak: u.memoryPeak } : {}),
+      cpuUsec: u.cpu.usageUsec,
+      cpuUserUsec: u.cpu.userUsec,
+      cpuSystemUsec: u.cpu.systemUsec,
     }
   } catch (err) {
     throw new RuntimeError('ERR_RUNTIME_STATE', `read the usage of container ${c.name}: ${(err as Error).message}`, { cause: err })

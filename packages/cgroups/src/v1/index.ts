@@ -7,13 +7,13 @@ import path from 'node:path'
 import type { CgroupBackend, CgroupEvent, CgroupPaths, Subscription } from '../backend.js'
 import type { CgroupHost, CgroupMode } from '../detect.js'
 import { CgroupError } from '../errors.js'
-import { exists, readPids, writeFresh, writeValue } from '../files.js'
+import { exists, readOptional, readPids, writeFresh, writeValue } from '../files.js'
 import type { Limits } from '../limits.js'
-import type { CgroupStats } from '../stats.js'
+import type { CgroupStats, CgroupUsage } from '../stats.js'
 import { mkdirBelow, mkdirLeaf, mkdirLeaves, removeIfUnused, removeIfUnusedSync, removeTree, rmdirsIfEmpty, signalEach } from '../tree.js'
 import { freezeV2, killV2, subscribeV2 } from '../v2/core.js'
 import { applyBlkio, blkioStats, readBlkio } from './blkio.js'
-import { applyCpu, cpuStats, readCpu } from './cpu.js'
+import { applyCpu, cpuStats, cpuUsage, readCpu } from './cpu.js'
 import { applyCpuset, cpusetFilled, inheritCpuset, prepareCpusetParent, readCpuset } from './cpuset.js'
 import { freezeV1, isFrozenV1 } from './freezer.js'
 import { applyMemory, memoryStats, readMemory } from './memory.js'
@@ -167,6 +167,13 @@ export class V1Backend implements CgroupBackend {
       blkio ? blkioStats(blkio) : Promise.resolve([]),
     ])
     return { memory: m, cpu, pids: p, io }
+  }
+
+  async usage(): Promise<CgroupUsage> {
+    const memory = this.dirOf('memory')
+    const peak = memory ? await readOptional(path.join(memory, 'memory.max_usage_in_bytes')) : undefined
+    const cpu = await cpuUsage(this.dirOf('cpuacct'))
+    return { ...(peak !== undefined ? { memoryPeak: Number(peak) } : {}), cpu }
   }
 
   freeze(): Promise<void> {

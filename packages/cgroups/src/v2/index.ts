@@ -4,7 +4,7 @@ import type { CgroupBackend, CgroupEvent, CgroupPaths, Subscription } from '../b
 import type { CgroupHost } from '../detect.js'
 import { exists, readOptional, writeFresh, writeValue } from '../files.js'
 import type { Limits } from '../limits.js'
-import { parsePsi, type CgroupStats } from '../stats.js'
+import { parsePsi, type CgroupStats, type CgroupUsage } from '../stats.js'
 import { mkdirBelow, mkdirLeaf, removeIfUnused, removeIfUnusedSync, removeTree, rmdirIfEmpty, signalEach } from '../tree.js'
 import { addProcessV2, delegateControllers, freezeV2, isFrozenV2, killV2, procsOf, subscribeV2 } from './core.js'
 import { applyCpu, cpuStats, readCpu } from './cpu.js'
@@ -65,6 +65,11 @@ export class V2Backend implements CgroupBackend {
 
   processes(): Promise<number[]> {
     return procsOf(this.dir).then((p) => p.sort((a, b) => a - b))
+  }
+
+  async usage(): Promise<CgroupUsage> {
+    const [peak, cpu] = await Promise.all([readOptional(path.join(this.dir, 'memory.peak')), cpuStats(this.dir)])
+    return { ...(peak !== undefined ? { memoryPeak: Number(peak) } : {}), cpu: { usageUsec: cpu.usageUsec, userUsec: cpu.userUsec, systemUsec: cpu.systemUsec } }
   }
 
   async stats(): Promise<CgroupStats> {
