@@ -57,6 +57,22 @@ export const Op = {
   ReadonlyPath: 25,
   /** s: [interface name]: bring it up (loopback in a new network namespace) */
   LinkUp: 26,
+  /**
+   * s: [host path of the new root]: opens it (after its mounts) for the in-root steps below.
+   * In-root paths are relative to it and resolved with `openat2(RESOLVE_IN_ROOT)`: a symbolic
+   * link in the image is followed as if the root were `/`, never to the host's files.
+   */
+  RootOpen: 27,
+  /** s: [in-root path], n: [mode]: an existing directory, or a link to one inside the root, is fine */
+  MkdirIn: 28,
+  /** s: [in-root path], n: [mode, dev]: for S_IFREG anything already there is fine (a mount target) */
+  MknodIn: 29,
+  /** s: [target, in-root link path]: an existing entry is fine */
+  SymlinkIn: 30,
+  /** s: [source|null, in-root target, fstype|null, data|null], n: [flags]: the target's final link is followed inside the root */
+  MountIn: 31,
+  /** s: [null, in-root target], n: [flags added]: read-only bind remount, as BindRemount */
+  BindRemountIn: 32,
 } as const
 export type Op = (typeof Op)[keyof typeof Op]
 

@@ -127,6 +127,17 @@ void parse_steps(Plan& plan, Napi::Env env, Napi::Value packed) {
         need(0);
         need(1);
         break;
+      case Op::SymlinkIn:
+        need(0);
+        need(1);
+        break;
+      case Op::MountIn:
+      case Op::BindRemountIn:
+        need(1);
+        break;
+      case Op::RootOpen:
+      case Op::MkdirIn:
+      case Op::MknodIn:
       case Op::Mkdir:
       case Op::Mknod:
       case Op::PivotRoot:

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <linux/filter.h>
@@ -87,7 +88,67 @@ unsigned long mount_flags_of(const struct statfs& st) {
   return f;
 }
 
-long run_step(const Step& s) {
+// The new root, opened by a RootOpen step (O_PATH); -1 before. Only this process's stack and
+// this variable are written: the child runs on its own stack and this is set by it alone.
+struct RootCtx {
+  long fd = -1;
+};
+
+// openat2(root, path, O_PATH, RESOLVE_IN_ROOT): `path` (absolute or not) is resolved as if the
+// new root were `/` — `..` stops there and every symbolic link, absolute or relative, is
+// followed inside it — and never through /proc magic links.
+long open_in_root(const RootCtx& root, const char* path, bool directory) {
+  if (root.fd < 0) return -EBADF;
+  struct open_how how;
+  char* h = reinterpret_cast<char*>(&how);
+  for (unsigned i = 0; i < sizeof how; i++) h[i] = 0;
+  how.flags = O_PATH | O_CLOEXEC | (directory ? O_DIRECTORY : 0);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return sys(__NR_openat2, root.fd, path, &how, sizeof how);
+}
+
+// Splits an in-root path into its parent (opened in the root) and its last component, copied
+// into `name` (no allocation: a caller's stack buffer). "." and ".." are refused as names.
+long open_parent(const RootCtx& root, const char* path, char (&name)[256]) {
+  size_t n = length(path);
+  while (n > 1 && path[n - 1] == '/') n--;  // "a/b/" names b
+  size_t start = n;
+  while (start > 0 && path[start - 1] != '/') start--;
+  size_t len = n - start;
+  if (len == 0 || len >= sizeof name) return -EINVAL;
+  for (size_t i = 0; i < len; i++) name[i] = path[start + i];
+  name[len] = 0;
+  if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) return -EINVAL;
+  char dir[4096];
+  if (start >= sizeof dir) return -ENAMETOOLONG;
+  for (size_t i = 0; i < start; i++) dir[i] = path[i];
+  dir[start] = 0;
+  if (start == 0) {
+    dir[0] = '.';
+    dir[1] = 0;
+  }
+  return open_in_root(root, dir, true);
+}
+
+// "/proc/self/fd/<fd>" into buf: mount(2) takes a path, and this one names exactly the inode
+// openat2 found (the host's /proc, still mounted before pivot_root).
+const char* fd_path(long fd, char (&buf)[32]) {
+  const char prefix[] = "/proc/self/fd/";
+  size_t n = 0;
+  for (; prefix[n]; n++) buf[n] = prefix[n];
+  char digits[20];
+  size_t d = 0;
+  unsigned long v = (unsigned long)fd;
+  do {
+    digits[d++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v && d < sizeof digits);
+  while (d) buf[n++] = digits[--d];
+  buf[n] = 0;
+  return buf;
+}
+
+long run_step(const Step& s, RootCtx& root) {
   switch (s.op) {
     case Op::Mount:
       return sys(__NR_mount, s.s[0], s.s[1], s.s[2], (unsigned long)s.n[0], s.s[3]);
@@ -219,6 +280,76 @@ long run_step(const Step& s) {
       if (failed(r)) return r;
       return sys(__NR_mount, 0, s.s[0], 0,
                  MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags_of(st), 0);
+    }
+    case Op::RootOpen: {
+      long fd = sys(__NR_openat, AT_FDCWD, s.s[0], O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+      if (failed(fd)) return fd;
+      if (root.fd >= 0) sys(__NR_close, root.fd);
+      root.fd = fd;
+      return 0;
+    }
+    case Op::MkdirIn: {
+      char name[256];
+      long dir = open_parent(root, s.s[0], name);
+      if (failed(dir)) return dir;
+      long r = sys(__NR_mkdirat, dir, name, s.n[0]);
+      if (r == -EEXIST) {
+        // A directory, or a link that leads to one inside the root, will do.
+        struct stat st;
+        long sr = sys(__NR_newfstatat, dir, name, &st, AT_SYMLINK_NOFOLLOW);
+        if (!failed(sr) && S_ISDIR(st.st_mode)) {
+          r = 0;
+        } else if (!failed(sr) && S_ISLNK(st.st_mode)) {
+          long t = open_in_root(root, s.s[0], true);
+          if (!failed(t)) {
+            sys(__NR_close, t);
+            r = 0;
+          }
+        }
+      }
+      sys(__NR_close, dir);
+      return r;
+    }
+    case Op::MknodIn: {
+      char name[256];
+      long dir = open_parent(root, s.s[0], name);
+      if (failed(dir)) return dir;
+      long r = sys(__NR_mknodat, dir, name, s.n[0], s.n[1]);
+      // A mount target already in the image — a file, or a link the mount follows inside
+      // the root — is fine.
+      if (r == -EEXIST && (s.n[0] & S_IFMT) == S_IFREG) r = 0;
+      sys(__NR_close, dir);
+      return r;
+    }
+    case Op::SymlinkIn: {
+      char name[256];
+      long dir = open_parent(root, s.s[1], name);
+      if (failed(dir)) return dir;
+      long r = sys(__NR_symlinkat, s.s[0], dir, name);
+      sys(__NR_close, dir);
+      return r == -EEXIST ? 0 : r;
+    }
+    case Op::MountIn: {
+      long target = open_in_root(root, s.s[1], false);
+      if (failed(target)) return target;
+      char path[32];
+      long r = sys(__NR_mount, s.s[0], fd_path(target, path), s.s[2], (unsigned long)s.n[0], s.s[3]);
+      sys(__NR_close, target);
+      return r;
+    }
+    case Op::BindRemountIn: {
+      // Opened after the bind mount: the fd is on the mount itself, which the remount needs.
+      long target = open_in_root(root, s.s[1], false);
+      if (failed(target)) return target;
+      struct statfs st;
+      long r = sys(__NR_fstatfs, target, &st);
+      if (!failed(r)) {
+        char path[32];
+        unsigned long flags = MS_REMOUNT | MS_BIND | mount_flags_of(st) | (unsigned long)s.n[0];
+        r = sys(__NR_mount, 0, fd_path(target, path), 0, flags, 0);
+      }
+      sys(__NR_close, target);
+      return r;
     }
     case Op::Count:
       break;
@@ -371,10 +502,12 @@ extern "C" int ctr_child_main(void* arg) {
   // 0, 1 and 2 are the plan's business: TypeScript always names them (inherited, piped, or
   // /dev/null when ignored), so they are never the parent's by accident.
 
+  RootCtx root;
   for (size_t i = 0; i < plan->steps.size(); i++) {
-    long r = run_step(plan->steps[i]);
+    long r = run_step(plan->steps[i], root);
     if (failed(r)) report_to(Phase::Step, (int)i, r);
   }
+  if (root.fd >= 0) sys(__NR_close, root.fd);
 
   // Credentials may have changed, which clears the parent-death signal: set it again.
   sys(__NR_prctl, PR_SET_PDEATHSIG, plan->pdeathsig, 0, 0, 0);

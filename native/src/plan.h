@@ -42,6 +42,17 @@ enum class Op : int32_t {
                       // a missing path is fine (runc's masked paths)
   ReadonlyPath = 25,  // s0 path: bind it onto itself read-only; a missing path is fine
   LinkUp = 26,        // s0 interface name: set IFF_UP (loopback in a new network namespace)
+  // Paths inside the new root, before pivot_root. The root is opened once (RootOpen); every
+  // in-root path is relative to it and resolved with openat2(RESOLVE_IN_ROOT), so a symbolic
+  // link in the image (`/etc -> /`) is followed as if the root were `/` and can never lead to
+  // the host's files. The host cannot do this for the child: the root is often mounted by the
+  // child itself (an overlay), so the host sees an empty directory.
+  RootOpen = 27,      // s0 host path of the new root (after its mounts): opened O_PATH
+  MkdirIn = 28,       // s0 in-root path, n0 mode; an existing directory (or link to one) is fine
+  MknodIn = 29,       // s0 in-root path, n0 mode, n1 dev; anything existing is fine for S_IFREG
+  SymlinkIn = 30,     // s0 target, s1 in-root link path; an existing entry is fine
+  MountIn = 31,       // as Mount, s1 an in-root path (its final link followed inside the root)
+  BindRemountIn = 32, // as BindRemount, s1 an in-root path
   Count
 };
 

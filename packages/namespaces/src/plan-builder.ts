@@ -28,4 +28,14 @@ export class StepList {
   mkdir(path: string, mode: number, shown = path): this {
     return this.add({ op: Op.Mkdir, s: [path], n: [mode] }, { step: `mkdir ${shown}`, syscall: 'mkdir', path })
   }
+
+  /** mkdir of a path inside the new root (opened by a `RootOpen` step), resolved there. */
+  mkdirIn(path: string, mode: number): this {
+    return this.add({ op: Op.MkdirIn, s: [path], n: [mode] }, { step: `mkdir ${path}`, syscall: 'mkdir', path })
+  }
+
+  /** mount on a path inside the new root (opened by a `RootOpen` step), resolved there. */
+  mountIn(source: string | null, target: string, fstype: string | null, flags: number, data: string | null, label: string): this {
+    return this.add({ op: Op.MountIn, s: [source, target, fstype, data], n: [flags] }, { step: label, syscall: 'mount', path: target })
+  }
 }

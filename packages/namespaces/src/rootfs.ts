@@ -2,11 +2,10 @@
  * The mount-namespace setup of a root filesystem, as child steps: what runc does between
  * clone and exec for `root`, `mounts`, `maskedPaths` and `readonlyPaths`.
  */
-import { existsSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import path from 'node:path'
 import { FileType, MountFlag as MS, Op, makedev } from '@ctr/native'
 import type { StepList } from './plan-builder.js'
-import { secureJoin } from './secure-join.js'
 import type { RootfsOptions } from './types.js'
 
 /** runc's (and Docker's) default masked paths. */
@@ -45,23 +44,25 @@ function isDirectory(p: string): boolean {
   }
 }
 
-/** mkdir of every missing directory from `root` down to `target` (all inside root). */
-function mkdirs(list: StepList, root: string, target: string): void {
-  const rel = path.relative(root, target)
-  let p = root
-  for (const part of rel.split('/').filter(Boolean)) {
-    p = path.join(p, part)
-    list.mkdir(p, 0o755, '/' + path.relative(root, p))
+/** mkdir of every directory from `/` down to `target`, in the new root (existing ones are fine). */
+function mkdirsIn(list: StepList, target: string): void {
+  let p = ''
+  for (const part of target.split('/').filter(Boolean)) {
+    p = `${p}/${part}`
+    list.mkdirIn(p, 0o755)
   }
 }
 
 /**
- * Appends the steps that turn `rootfs.path` into the child's `/`. Host paths are used up to
- * pivot_root, container paths after it.
+ * Appends the steps that turn `rootfs.path` into the child's `/`. Until pivot_root, the root
+ * itself is named by its host path; everything inside it by its path in the container,
+ * resolved by the child in the opened root (`RootOpen`, then `MkdirIn`/`MountIn`/…: openat2
+ * with RESOLVE_IN_ROOT). A link in the image such as `/etc -> /` thus leads to the
+ * container's `/`, never the host's — which the host could not check itself, as the root is
+ * often an overlay that only the child mounts.
  */
 export function addRootfsSteps(list: StepList, rootfs: RootfsOptions, ctx: RootfsContext): void {
   const root = path.resolve(rootfs.path)
-  const inRoot = (p: string) => path.join(root, p)
   const NOSUID_NODEV_NOEXEC = MS.NOSUID | MS.NODEV | MS.NOEXEC
 
   // Device nodes are created with mode 0666; the caller's umask must not narrow them.
@@ -75,71 +76,74 @@ export function addRootfsSteps(list: StepList, rootfs: RootfsOptions, ctx: Rootf
     list.mount(fsys.source ?? fsys.type, root, fsys.type, fsys.flags ?? 0, fsys.data ?? null, `mount ${fsys.type} on ${root}`)
   }
   list.mount(root, root, null, MS.BIND | MS.REC, null, `bind ${root} onto itself`)
+  list.add({ op: Op.RootOpen, s: [root] }, { step: `open the new root ${root}`, syscall: 'open', path: root })
 
-  list.mkdir(inRoot('proc'), 0o555, '/proc')
+  list.mkdirIn('/proc', 0o555)
   if (ctx.userNs && !ctx.pidNs) {
     // proc can only be mounted by the owner of the pid namespace: bind the one we see.
-    list.mount('/proc', inRoot('proc'), null, MS.BIND | MS.REC, null, 'bind /proc on /proc')
+    list.mountIn('/proc', '/proc', null, MS.BIND | MS.REC, null, 'bind /proc on /proc')
   } else {
-    list.mount('proc', inRoot('proc'), 'proc', NOSUID_NODEV_NOEXEC, null, 'mount proc on /proc')
+    list.mountIn('proc', '/proc', 'proc', NOSUID_NODEV_NOEXEC, null, 'mount proc on /proc')
   }
 
-  const dev = inRoot('dev')
-  list.mkdir(dev, 0o755, '/dev')
-  list.mount('tmpfs', dev, 'tmpfs', MS.NOSUID | MS.STRICTATIME, 'mode=755,size=65536k', 'mount tmpfs on /dev')
+  list.mkdirIn('/dev', 0o755)
+  list.mountIn('tmpfs', '/dev', 'tmpfs', MS.NOSUID | MS.STRICTATIME, 'mode=755,size=65536k', 'mount tmpfs on /dev')
   for (const [name, major, minor] of DEVICES) {
-    const node = path.join(dev, name)
+    const node = `/dev/${name}`
     if (ctx.userNs) {
       // mknod of devices is not allowed in a user namespace: bind the host's nodes instead.
-      list.add({ op: Op.Mknod, s: [node], n: [0o100666, 0] }, { step: `create /dev/${name}`, syscall: 'mknod', path: node })
-      list.mount(`/dev/${name}`, node, null, MS.BIND, null, `bind /dev/${name} on /dev/${name}`)
+      list.add({ op: Op.MknodIn, s: [node], n: [0o100666, 0] }, { step: `create ${node}`, syscall: 'mknod', path: node })
+      list.mountIn(node, node, null, MS.BIND, null, `bind ${node} on ${node}`)
     } else {
       list.add(
-        { op: Op.Mknod, s: [node], n: [FileType.S_IFCHR | 0o666, makedev(major, minor)] },
-        { step: `mknod /dev/${name}`, syscall: 'mknod', path: node },
+        { op: Op.MknodIn, s: [node], n: [FileType.S_IFCHR | 0o666, makedev(major, minor)] },
+        { step: `mknod ${node}`, syscall: 'mknod', path: node },
       )
     }
   }
-  list.mkdir(path.join(dev, 'pts'), 0o755, '/dev/pts')
-  list.mount('devpts', path.join(dev, 'pts'), 'devpts', MS.NOSUID | MS.NOEXEC,
+  list.mkdirIn('/dev/pts', 0o755)
+  list.mountIn('devpts', '/dev/pts', 'devpts', MS.NOSUID | MS.NOEXEC,
     ctx.userNs ? 'newinstance,ptmxmode=0666,mode=0620' : 'newinstance,ptmxmode=0666,mode=0620,gid=5', 'mount devpts on /dev/pts')
-  list.mkdir(path.join(dev, 'shm'), 0o1777, '/dev/shm')
-  list.mount('shm', path.join(dev, 'shm'), 'tmpfs', NOSUID_NODEV_NOEXEC, 'mode=1777,size=65536k', 'mount tmpfs on /dev/shm')
+  list.mkdirIn('/dev/shm', 0o1777)
+  list.mountIn('shm', '/dev/shm', 'tmpfs', NOSUID_NODEV_NOEXEC, 'mode=1777,size=65536k', 'mount tmpfs on /dev/shm')
   if (ctx.ipcNs || !ctx.userNs) {
-    list.mkdir(path.join(dev, 'mqueue'), 0o755, '/dev/mqueue')
-    list.mount('mqueue', path.join(dev, 'mqueue'), 'mqueue', NOSUID_NODEV_NOEXEC, null, 'mount mqueue on /dev/mqueue')
+    list.mkdirIn('/dev/mqueue', 0o755)
+    list.mountIn('mqueue', '/dev/mqueue', 'mqueue', NOSUID_NODEV_NOEXEC, null, 'mount mqueue on /dev/mqueue')
   }
   for (const [target, name] of DEV_LINKS) {
-    const link = path.join(dev, name)
-    list.add({ op: Op.Symlink, s: [target, link] }, { step: `symlink /dev/${name} -> ${target}`, syscall: 'symlink', path: link })
+    const link = `/dev/${name}`
+    list.add({ op: Op.SymlinkIn, s: [target, link] }, { step: `symlink ${link} -> ${target}`, syscall: 'symlink', path: link })
   }
 
-  list.mkdir(inRoot('sys'), 0o555, '/sys')
+  list.mkdirIn('/sys', 0o555)
   if (ctx.netNs || !ctx.userNs) {
-    list.mount('sysfs', inRoot('sys'), 'sysfs', NOSUID_NODEV_NOEXEC | MS.RDONLY, null, 'mount sysfs on /sys (read-only)')
+    list.mountIn('sysfs', '/sys', 'sysfs', NOSUID_NODEV_NOEXEC | MS.RDONLY, null, 'mount sysfs on /sys (read-only)')
   } else {
     // sysfs belongs to the network namespace's owner: bind ours, read-only.
-    list.mount('/sys', inRoot('sys'), null, MS.BIND | MS.REC, null, 'bind /sys on /sys')
-    list.add({ op: Op.BindRemount, s: [null, inRoot('sys')], n: [MS.RDONLY] }, { step: 'make /sys read-only', syscall: 'mount', path: '/sys' })
+    list.mountIn('/sys', '/sys', null, MS.BIND | MS.REC, null, 'bind /sys on /sys')
+    list.add({ op: Op.BindRemountIn, s: [null, '/sys'], n: [MS.RDONLY] }, { step: 'make /sys read-only', syscall: 'mount', path: '/sys' })
   }
 
-  rootfs.mounts?.forEach((m, i) => {
-    const target = secureJoin(root, m.target, `rootfs.mounts.${i}.target`)
+  rootfs.mounts?.forEach((m) => {
+    const target = path.posix.resolve('/', m.target)
     if (m.type === 'bind') {
-      if (isDirectory(m.source)) mkdirs(list, root, target)
-      else if (!existsSync(target)) {
-        mkdirs(list, root, path.dirname(target))
-        list.add({ op: Op.Mknod, s: [target], n: [0o100644, 0] }, { step: `create ${m.target}`, syscall: 'mknod', path: target })
+      if (isDirectory(m.source)) {
+        mkdirsIn(list, target)
+      } else {
+        // The file is made only where the image has nothing (a file, or a link the mount
+        // follows inside the root, will do).
+        mkdirsIn(list, path.posix.dirname(target))
+        list.add({ op: Op.MknodIn, s: [target], n: [0o100644, 0] }, { step: `create ${target}`, syscall: 'mknod', path: target })
       }
-      list.mount(m.source, target, null, MS.BIND | MS.REC, null, `bind-mount ${m.source} on ${m.target}`)
+      list.mountIn(m.source, target, null, MS.BIND | MS.REC, null, `bind-mount ${m.source} on ${target}`)
       if (m.readonly) {
-        list.add({ op: Op.BindRemount, s: [null, target], n: [MS.RDONLY] }, { step: `make ${m.target} read-only`, syscall: 'mount', path: m.target })
+        list.add({ op: Op.BindRemountIn, s: [null, target], n: [MS.RDONLY] }, { step: `make ${target} read-only`, syscall: 'mount', path: target })
       }
     } else {
-      mkdirs(list, root, target)
+      mkdirsIn(list, target)
       const data = [`mode=${(m.mode ?? 0o755).toString(8)}`]
       if (m.size !== undefined) data.push(`size=${m.size}`)
-      list.mount('tmpfs', target, 'tmpfs', MS.NOSUID | MS.NODEV | (m.readonly ? MS.RDONLY : 0), data.join(','), `mount tmpfs on ${m.target}`)
+      list.mountIn('tmpfs', target, 'tmpfs', MS.NOSUID | MS.NODEV | (m.readonly ? MS.RDONLY : 0), data.join(','), `mount tmpfs on ${target}`)
     }
   })
 

@@ -323,6 +323,38 @@ describe('a root file system mounted in the child', () => {
     expect(fs.readdirSync(path.join(base, 'merged'))).toEqual([])
   })
 
+  it.each([
+    ['an absolute link', (hostDir: string) => hostDir],
+    ['a relative link that climbs with ..', (hostDir: string) => `../../../../../../../../..${hostDir}`],
+  ])('a mount target behind %s in the image resolves inside the root: nothing is made or mounted on the host', async (_label, linkTo) => {
+    // /etc in the top layer is a link to a directory that exists on the host (and, under the
+    // same name, in the image). The host sees only the empty mount point, so only the child
+    // can resolve it — inside the root.
+    const base = fs.mkdtempSync(path.join(dir, 'esc-'))
+    const hostDir = fs.mkdtempSync(path.join(dir, 'host-target-'))
+    for (const d of ['l', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(base, d), { recursive: true })
+    fs.symlinkSync(root, path.join(base, 'l', 'bb'))
+    fs.mkdirSync(path.join(base, 'l', 'top', hostDir), { recursive: true })
+    fs.symlinkSync(linkTo(hostDir), path.join(base, 'l', 'top', 'etc'))
+    const r = await run({
+      argv: ['/bin/sh', '-c', 'cat /etc/hostname; ls /etc; grep -c "/sub/data tmpfs" /proc/mounts'],
+      namespaces: ['mnt', 'pid'],
+      rootfs: {
+        path: path.join(base, 'merged'),
+        filesystem: { type: 'overlay', cwd: path.join(base, 'l'), data: `lowerdir=top:bb,upperdir=${base}/upper,workdir=${base}/work` },
+        mounts: [
+          { type: 'bind', source: path.join(hostData, 'hello.txt'), target: '/etc/hostname' },
+          { type: 'tmpfs', target: '/etc/sub/data' },
+        ],
+      },
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('hello from the host\nhostname\nsub\n1\n')
+    expect(fs.readdirSync(hostDir)).toEqual([])
+    // Made in the container's own upper directory, under the link's target inside the root.
+    expect(fs.readdirSync(path.join(base, 'upper', hostDir)).sort()).toEqual(['hostname', 'sub'])
+  })
+
   it('a failing root mount names the file system and target', async () => {
     const target = path.join(dir, 'empty-target')
     fs.mkdirSync(target, { recursive: true })
