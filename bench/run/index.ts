@@ -531,7 +531,7 @@ async function profileOurs(runtime: Runtime, image: string, n: number): Promise<
     timeMethod(phases, runtime.store, 'resolveImage', 'create: store.resolveImage'),
     timeMethod(phases, runtime.states, 'create', 'create: states.create (state.json)'),
     timeMethod(phases, runtime.store, 'unpack', 'create: store.unpack (layers present?)'),
-    timeMethod(phases, runtime.store, 'prepare', 'create: store.prepare (snapshot + overlay mount)'),
+    timeMethod(phases, runtime.store.snapshots, 'prepare', 'create: snapshots.prepare (directories, record, init layer)'),
     timeMethod(phases, Cgroup, 'create', 'create: Cgroup.create (mkdir + limits)'),
     timeMethod(phases, runtime.states, 'write', 'create+run: states.write (state.json)'),
     timeMethod(phases, Container.prototype, 'start', 'run: container.start (spawn … exec)'),

@@ -66,8 +66,14 @@ describe('stats()', () => {
 
   it.runIf(has('cpu') && has('memory'))('usage() reports what stats() does for peak memory and cpu time, once the processes are gone', async () => {
     await withCgroup(undefined, async (cg) => {
-      const loop = await startIn(cg, [BUSYBOX, 'sh', '-c', `x=$(${BUSYBOX} head -c 8m /dev/zero | ${BUSYBOX} tr '\\0' a); while :; do :; done`])
-      await sleep(700)
+      // 8 MiB held in a shell variable, then a busy loop (in a TCG guest filling it takes seconds)
+      const loop = await startIn(cg, [BUSYBOX, 'sh', '-c', `x=$(${BUSYBOX} head -c 8m /dev/zero | ${BUSYBOX} tr '\\0' a); echo ready; while :; do :; done`], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+      let out = ''
+      loop.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+      expect(await waitFor(() => out.includes('ready'), 50_000, 50), 'the allocation finished').toBe(true)
+      await sleep(200)
       loop.kill('SIGKILL')
       await loop.exited
       const [u, s] = [await cg.usage(), await cg.stats()]
@@ -76,7 +82,7 @@ describe('stats()', () => {
       expect(u.memoryPeak).toBe(s.memory.peak)
       if (u.memoryPeak !== undefined) expect(u.memoryPeak).toBeGreaterThan(8 * MiB)
     })
-  })
+  }, 60_000)
 
   it.runIf(has('pids'))('pids.current counts the processes; pids.max is the limit', async () => {
     await withCgroup({ pids: { max: 50 } }, async (cg) => {
