@@ -1,5 +1,6 @@
 /** `snapshot.json`: validation, crash-safe writing, reading. */
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { StoreError, ioError } from '../errors.js'
@@ -66,6 +67,27 @@ export async function readRecord(file: string): Promise<SnapshotRecord | undefin
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
     throw ioError('read', file, err)
   }
+  return parseRecord(file, text)
+}
+
+/**
+ * {@link readRecord} on the calling thread: for a removal, which reads a record of a few hundred
+ * bytes written moments ago (in the page cache), where fs.promises would make four thread-pool
+ * trips of it.
+ */
+export function readRecordSync(file: string): SnapshotRecord | undefined {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+    throw ioError('read', file, err)
+  }
+  return parseRecord(file, text)
+}
+
+function parseRecord(file: string, text: string): SnapshotRecord {
   let json: unknown
   try {
     json = JSON.parse(text)

@@ -28,7 +28,7 @@ import { mountsUnder, readMountinfo, unmountAllUnder, type MountEntry } from './
 import { needsEmptyLower, overlayMountSpec, type OverlayMountSpec } from './mount-spec.js'
 import { ensureInitLayer, type MountTarget } from './init-layer.js'
 import { fsyncDir, processAlive, temporaryOwner, writeFileAtomic } from '../fs/atomic.js'
-import { SnapshotIdSchema, checkId, readRecord, tmpName } from './record.js'
+import { SnapshotIdSchema, checkId, readRecord, readRecordSync, tmpName } from './record.js'
 
 /** A snapshot as {@link Snapshots} returns it. */
 export interface Snapshot {
@@ -355,13 +355,17 @@ export class Snapshots {
 
   async #removeDir(id: string): Promise<void> {
     const dir = this.paths.snapshot(id)
-    const record = await readRecord(this.paths.snapshotMeta(id)).catch(() => undefined)
-    if (!record && !(await exists(dir))) return
+    let record: SnapshotRecord | undefined
+    try {
+      record = readRecordSync(this.paths.snapshotMeta(id))
+    } catch {
+      record = undefined // unreadable: removed all the same
+    }
+    if (!record && !entryExists(dir)) return
     // A container's snapshot is mounted inside its own mount namespace only, so usually
     // nothing here is: the host's mount table (which can be long) is read and undone only when
     // `merged` is a mount point, or when the removal below runs into a mount.
-    const real = await realpath(dir)
-    if (isMountPoint(join(real, 'merged'))) await unmountAllUnder(real, `remove snapshot ${id}`)
+    if (isMountPoint(join(dir, 'merged'))) await unmountAllUnder(await realpath(dir), `remove snapshot ${id}`)
     const tmp = join(this.paths.snapshots, tmpName(`rm-${id}`))
     try {
       await rename(dir, tmp)
