@@ -137,6 +137,13 @@ function buildTree(dir: string, layers: string[], targets: readonly MountTarget[
  * The init layer of an image for these mount points: its directory name under `init/`, made
  * now if it does not exist yet, or `undefined` when the image already has every one of them.
  * Safe against another process building the same one at the same time (one rename wins).
+ * `Snapshots.prepare({ mountTargets })` calls it; the key goes into the snapshot's record.
+ *
+ * @example
+ * ```ts
+ * const key = await ensureInitLayer(paths, chainIds, [{ path: '/etc/hosts', type: 'file' }])
+ * // key: 64 hex digits, the layer at paths.initLayer(key); undefined if the image has /etc/hosts
+ * ```
  */
 export async function ensureInitLayer(paths: StorePaths, chainIds: readonly string[], targets: readonly MountTarget[]): Promise<string | undefined> {
   if (targets.length === 0) return undefined
