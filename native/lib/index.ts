@@ -19,6 +19,7 @@
  * @packageDocumentation
  */
 import { existsSync } from 'node:fs'
+import os from 'node:os'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -218,6 +219,21 @@ export const mountIn = (cwd: string, source: string | null, target: string, fsty
  * ```
  */
 export const removeTree = (path: string): Promise<void> => addon().removeTree(path)
+
+/** errno numbers to names; the first name wins where Node has two (EAGAIN, not EWOULDBLOCK). */
+const ERRNO_NAMES = new Map<number, string>()
+for (const [name, n] of Object.entries(os.constants.errno)) if (!ERRNO_NAMES.has(n)) ERRNO_NAMES.set(n, name)
+
+/**
+ * The errno name for a number, as the `code` of Node's errors: what {@link mkdirs},
+ * {@link rmdirs} and {@link fsBatch} report is a number.
+ *
+ * @example
+ * ```ts
+ * errnoName(2) // 'ENOENT'; a number Node does not name: 'E<n>'
+ * ```
+ */
+export const errnoName = (errno: number): string => ERRNO_NAMES.get(errno) ?? `E${errno}`
 
 /**
  * `mkdir(2)` of each path, in order, as one job on the thread pool: for many directories on an

@@ -51,21 +51,22 @@ class DirOpsWorker : public Napi::AsyncWorker {
   std::vector<int> errs_;
 };
 
+std::string abs_path(Napi::Env env, Napi::Value v, const std::string& where) {
+  if (!v.IsString()) throw Napi::TypeError::New(env, where + " must be a string");
+  std::string p = v.As<Napi::String>().Utf8Value();
+  if (p.empty() || p[0] != '/' || p.find('\0') != std::string::npos)
+    throw Napi::TypeError::New(env, where + " must be an absolute path without NUL bytes");
+  return p;
+}
+
 std::vector<std::string> absolute_paths(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "paths must be an array");
   Napi::Array arr = info[0].As<Napi::Array>();
   std::vector<std::string> paths;
   paths.reserve(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value v = arr.Get(i);
-    std::string where = "paths[" + std::to_string(i) + "]";
-    if (!v.IsString()) throw Napi::TypeError::New(env, where + " must be a string");
-    std::string p = v.As<Napi::String>().Utf8Value();
-    if (p.empty() || p[0] != '/' || p.find('\0') != std::string::npos)
-      throw Napi::TypeError::New(env, where + " must be an absolute path without NUL bytes");
-    paths.push_back(std::move(p));
-  }
+  for (uint32_t i = 0; i < arr.Length(); i++)
+    paths.push_back(abs_path(env, arr.Get(i), "paths[" + std::to_string(i) + "]"));
   return paths;
 }
 
@@ -176,13 +177,6 @@ class FsBatchWorker : public Napi::AsyncWorker {
   int errno_ = 0;
 };
 
-std::string abs_path(Napi::Env env, Napi::Value v, const std::string& where) {
-  if (!v.IsString()) throw Napi::TypeError::New(env, where + " must be a string");
-  std::string p = v.As<Napi::String>().Utf8Value();
-  if (p.empty() || p[0] != '/' || p.find('\0') != std::string::npos)
-    throw Napi::TypeError::New(env, where + " must be an absolute path without NUL bytes");
-  return p;
-}
 
 int64_t whole(Napi::Env env, Napi::Value v, const std::string& where) {
   if (!v.IsNumber()) throw Napi::TypeError::New(env, where + " must be a number");

@@ -1,8 +1,7 @@
 /** Creating and removing cgroup directories: the parts both versions share. */
 import fsSync, { promises as fs } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { mkdirs, rmdirs } from '@ctr/native'
+import { errnoName, mkdirs, rmdirs } from '@ctr/native'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CgroupError } from './errors.js'
 
@@ -33,8 +32,6 @@ export async function mkdirBelow(base: string, dir: string, onLevel?: (level: st
   return made
 }
 
-const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]))
-
 /** The error of a leaf mkdir that failed with `code`. */
 function leafError(dir: string, code: string | undefined, cause?: unknown): CgroupError {
   if (code === 'EEXIST') return new CgroupError('ERR_CGROUP_EXISTS', `cgroup ${dir} already exists`, { path: dir })
@@ -58,7 +55,7 @@ export async function mkdirLeaf(dir: string): Promise<void> {
  */
 export async function mkdirLeaves(dirs: string[]): Promise<(CgroupError | undefined)[]> {
   const errs = await mkdirs(dirs, 0o755)
-  return errs.map((e, i) => (e === 0 ? undefined : leafError(dirs[i]!, ERRNO_NAMES.get(e))))
+  return errs.map((e, i) => (e === 0 ? undefined : leafError(dirs[i]!, errnoName(e))))
 }
 
 /** Sub-cgroups of `dir`, deepest first. */
@@ -122,7 +119,7 @@ export async function rmdirIfEmpty(dir: string): Promise<boolean> {
 export async function rmdirsIfEmpty(dirs: string[]): Promise<boolean[]> {
   const errs = await rmdirs(dirs)
   return errs.map((e, i) => {
-    const code = ERRNO_NAMES.get(e)
+    const code = errnoName(e)
     if (e === 0 || code === 'ENOENT') return true
     if (code === 'EBUSY' || code === 'ENOTEMPTY') return false
     throw new CgroupError('ERR_CGROUP_IO', `rmdir ${dirs[i]}: ${code}`, { path: dirs[i], ...(code ? { errnoCode: code } : {}) })

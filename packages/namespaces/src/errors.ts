@@ -1,4 +1,4 @@
-import os from 'node:os'
+import { errnoName } from '@ctr/native'
 
 /** Human text for an errno name, e.g. `EPERM` → "Operation not permitted". */
 function describeErrno(code: string, errno: number): string {
@@ -19,11 +19,8 @@ function describeErrno(code: string, errno: number): string {
   return known[code] ?? `errno ${errno}`
 }
 
-/** The errno name for a number, e.g. 2 → `ENOENT`. */
-export function errnoName(errno: number): string {
-  for (const [name, value] of Object.entries(os.constants.errno)) if (value === errno) return name
-  return `E${errno}`
-}
+/** The errno name for a number, e.g. 2 → `ENOENT` (`@ctr/native`'s). */
+export { errnoName }
 
 /**
  * The child failed before it could exec: a namespace could not be joined, a mount or another

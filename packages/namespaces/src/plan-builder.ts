@@ -25,10 +25,6 @@ export class StepList {
     return this.add({ op: Op.Mount, s: [source, target, fstype, data], n: [flags] }, { step: label, syscall: 'mount', path: target })
   }
 
-  mkdir(path: string, mode: number, shown = path): this {
-    return this.add({ op: Op.Mkdir, s: [path], n: [mode] }, { step: `mkdir ${shown}`, syscall: 'mkdir', path })
-  }
-
   /** mkdir of a path inside the new root (opened by a `RootOpen` step), resolved there. */
   mkdirIn(path: string, mode: number): this {
     return this.add({ op: Op.MkdirIn, s: [path], n: [mode] }, { step: `mkdir ${path}`, syscall: 'mkdir', path })

@@ -51,6 +51,16 @@ const SnapshotRootsSchema = z.looseObject({
 
 const LAYER_NAME_RE = /^[0-9a-f]{64}$/
 
+/** The names in a directory; none when it does not exist (yet). */
+async function namesIn(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw ioError('read directory', dir, err)
+  }
+}
+
 /** Sum of the sizes of the regular files under a directory (not following links). */
 async function treeSize(dir: string): Promise<number> {
   let total = 0
@@ -140,12 +150,7 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
 
   for (const record of await index.list()) await mark(record.descriptor)
 
-  let snapshotIds: string[] = []
-  try {
-    snapshotIds = await fs.readdir(paths.snapshots)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read directory', paths.snapshots, err)
-  }
+  const snapshotIds = await namesIn(paths.snapshots)
   for (const id of snapshotIds) {
     if (id.startsWith('.')) continue // temporaries of a prepare or remove in flight
     const file = paths.snapshotMeta(id)
@@ -198,12 +203,7 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
   }
 
   const removedLayerHex = new Set<string>()
-  let layerNames: string[] = []
-  try {
-    layerNames = await fs.readdir(paths.layers)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read directory', paths.layers, err)
-  }
+  const layerNames = await namesIn(paths.layers)
   for (const hex of layerNames) {
     throwIfAborted(signal, 'garbage collection')
     if (!LAYER_NAME_RE.test(hex) || layers.has(hex)) continue
@@ -231,12 +231,7 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
     result.reclaimedBytes += size
   }
 
-  let linkNames: string[] = []
-  try {
-    linkNames = await fs.readdir(paths.links)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read directory', paths.links, err)
-  }
+  const linkNames = await namesIn(paths.links)
   for (const name of linkNames) {
     const link = path.join(paths.links, name)
     let target: string
@@ -269,12 +264,7 @@ export async function collectGarbage(paths: StorePaths, content: ContentStore, i
 
   // Init layers no snapshot uses (and temporaries of builds that crashed): tiny, but one per
   // image; the next container of the image makes its layer again.
-  let initNames: string[] = []
-  try {
-    initNames = await fs.readdir(paths.initLayers)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read directory', paths.initLayers, err)
-  }
+  const initNames = await namesIn(paths.initLayers)
   for (const name of initNames) {
     throwIfAborted(signal, 'garbage collection')
     if (initLayers.has(name)) continue

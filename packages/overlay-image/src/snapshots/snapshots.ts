@@ -17,10 +17,9 @@
  * left behind) leaves nothing that `remove` or `recoverSnapshots` cannot handle.
  */
 import { lstatSync, statSync, type Stats } from 'node:fs'
-import { chmod, chown, lstat, mkdir, readdir, realpath, rename, rm, writeFile } from 'node:fs/promises'
-import { constants as osConstants } from 'node:os'
+import { chmod, chown, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { FsBatchOp, fsBatch, mountIn, removeTree as nativeRemoveTree, type FsBatchStep } from '@ctr/native'
+import { errnoName, FsBatchOp, fsBatch, mountIn, removeTree as nativeRemoveTree, type FsBatchStep } from '@ctr/native'
 import { z } from 'zod'
 import { StoreError, ioError } from '../errors.js'
 import { StorePaths, type SnapshotRecord } from '../paths.js'
@@ -522,8 +521,6 @@ async function removeTree(path: string, what: string): Promise<void> {
   }
 }
 
-const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]))
-
 /**
  * The snapshot's directory as one native job (see `fsBatch`): the same entries, owner, modes,
  * record and publishing rename as the durable path, without fsyncs, in one thread-pool trip
@@ -549,7 +546,7 @@ async function createInOneJob(snapshots: string, tmp: string, dir: string, recor
   const failed = await fsBatch(steps)
   if (!failed) return
   const step = steps[failed.index]!
-  const code = ERRNO_NAMES.get(failed.errno) ?? `errno ${failed.errno}`
+  const code = errnoName(failed.errno)
   if (step[0] === S.Rename && (code === 'ENOTEMPTY' || code === 'EEXIST')) {
     throw new StoreError('ERR_STORE_EXISTS', `snapshot ${record.id} already exists`, { path: dir })
   }
@@ -582,15 +579,6 @@ function isMountPoint(path: string): boolean {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path)
-    return true
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
-    throw ioError('stat', path, err)
-  }
-}
 
 async function mkdirMode(path: string, mode: number): Promise<void> {
   await mkdir(path, { mode })
