@@ -62,7 +62,7 @@ const bytes = z.union([z.literal('max'), z.number().int().min(0).max(Number.MAX_
 const cpuList = z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'a list like "0-2,4"')
 const u64 = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
-export const limitsSchema = z.strictObject({
+const limitsSchemaSource = z.strictObject({
   memory: z
     .strictObject({ max: bytes.optional(), high: bytes.optional(), swap: bytes.optional(), reservation: bytes.optional() })
     .optional(),
@@ -96,6 +96,8 @@ export const limitsSchema = z.strictObject({
     })
     .optional(),
 })
+// Parsed at every Cgroup.create: compiled ahead of time (invalid input falls back to the regular parser, so errors read the same).
+export const limitsSchema = z.compile(limitsSchemaSource)
 
 /** Validates limits; the first problem becomes an ERR_CGROUP_INVALID naming the field. */
 export function parseLimits(limits: unknown): Limits {

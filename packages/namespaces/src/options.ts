@@ -90,7 +90,7 @@ const processFields = {
   signal: z.instanceof(AbortSignal).optional(),
 }
 
-export const spawnSchema = z
+const spawnSchemaSource = z
   .strictObject({
     ...processFields,
     namespaces: z.array(namespaceType).optional(),
@@ -118,11 +118,15 @@ export const spawnSchema = z
     if (new Set(o.namespaces).size !== (o.namespaces ?? []).length)
       ctx.addIssue({ code: 'custom', path: ['namespaces'], message: 'lists a namespace twice' })
   })
+// Parsed at every start: compiled ahead of time (invalid input falls back to the regular parser, so errors read the same).
+export const spawnSchema = z.compile(spawnSchemaSource)
 
-export const enterSchema = z.strictObject({
+const enterSchemaSource = z.strictObject({
   ...processFields,
   namespaces: z.array(namespaceType).optional(),
 })
+// Parsed at every start: compiled ahead of time (invalid input falls back to the regular parser, so errors read the same).
+export const enterSchema = z.compile(enterSchemaSource)
 
 export type SpawnOptionsParsed = z.infer<typeof spawnSchema>
 export type EnterOptionsParsed = z.infer<typeof enterSchema>

@@ -21,7 +21,7 @@ const CHAIN_ID_RE = /^(?:(?:sha256:)?[0-9a-f]{64}|(?:sha512:)?[0-9a-f]{128})$/
 
 export const SnapshotIdSchema = z.string().regex(SNAPSHOT_ID_RE, 'a snapshot id is 1 to 128 characters of [A-Za-z0-9_.-], starting with a letter or digit')
 
-export const SnapshotRecordSchema = z.object({
+const SnapshotRecordSchemaSource = z.object({
   id: SnapshotIdSchema,
   image: z.string(),
   manifestDigest: z.string().min(1),
@@ -31,6 +31,8 @@ export const SnapshotRecordSchema = z.object({
   initLayer: z.string().regex(/^[0-9a-f]{64}$/, 'not an init layer key (64 hex digits)').optional(),
   created: z.string(),
 })
+// Parsed at every snapshot read: compiled ahead of time (invalid input falls back to the regular parser, so errors read the same).
+export const SnapshotRecordSchema = z.compile(SnapshotRecordSchemaSource)
 
 /**
  * Checks a snapshot id; throws `ERR_STORE_INVALID` (field `id`).

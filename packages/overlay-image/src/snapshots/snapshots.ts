@@ -88,7 +88,7 @@ const MountTargetSchema = z.object({
   mode: z.number().int().min(0).max(0o7777).optional(),
 })
 
-const PrepareSchema = z.object({
+const PrepareSchemaSource = z.object({
   id: SnapshotIdSchema,
   image: z.string(),
   manifestDigest: z.string().min(1),
@@ -98,6 +98,8 @@ const PrepareSchema = z.object({
   volatile: z.boolean().optional(),
   mountTargets: z.array(MountTargetSchema).max(64).optional(),
 })
+// Parsed at every prepare: compiled ahead of time (invalid input falls back to the regular parser, so errors read the same).
+const PrepareSchema = z.compile(PrepareSchemaSource)
 
 const CHAIN_ID_RE = /^(?:(?:sha256:)?[0-9a-f]{64}|(?:sha512:)?[0-9a-f]{128})$/
 

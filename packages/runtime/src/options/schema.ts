@@ -69,13 +69,15 @@ export const containerFields = {
   ulimits: z.record(z.string(), z.strictObject({ soft: z.number().int().min(0), hard: z.number().int().min(0) })).optional(),
 }
 
-export const createSchema = z.strictObject({
+const createSchemaSource = z.strictObject({
   ...containerFields,
   /** Keep stdin open for `container.stdin` (docker create -i). */
   interactive: z.boolean().optional(),
 })
+// Parsed at every run() / create(): compiled ahead of time (invalid input falls back to the regular parser, so errors read the same).
+export const createSchema = z.compile(createSchemaSource)
 
-export const runSchema = z.strictObject({
+const runSchemaSource = z.strictObject({
   ...containerFields,
   stdin: z.union([z.string(), z.instanceof(Uint8Array), z.instanceof(Readable)]).optional(),
   stdout: outputMode.optional(),
@@ -85,6 +87,8 @@ export const runSchema = z.strictObject({
   remove: z.boolean().optional(),
   waitForRemoval: z.boolean().optional(),
 })
+// Parsed at every run() / create(): compiled ahead of time (invalid input falls back to the regular parser, so errors read the same).
+export const runSchema = z.compile(runSchemaSource)
 
 export type CreateOptionsParsed = z.infer<typeof createSchema>
 export type RunOptionsParsed = z.infer<typeof runSchema>
