@@ -31,7 +31,7 @@ import { packSteps, type PackedSteps } from './pack-steps.js'
 
 /** What the addon exports, as TypeScript sees it. */
 interface Addon {
-  spawn(plan: Omit<SpawnPlan, 'steps'> & { steps: PackedSteps }): Promise<{ pid: number; pidfd: number }>
+  spawn(plan: Omit<SpawnPlan, 'steps'> & { steps: PackedSteps }): Promise<{ pid: number; pidfd: number; mntnsFd?: number }>
   ExitWatcher: new (pidfd: number, onExit: (code: number | null, signal: number | null) => void) => ExitWatcher
   EventfdWatcher: new (fd: number, onSignal: (count: number) => void) => EventfdWatcher
   pipe(): [number, number]
@@ -111,9 +111,10 @@ export function addon(): Addon {
  * while the child waits, and resolves once the program has exec'd. On failure it rejects
  * with an error whose `code` is the errno name and whose `phase`/`index` locate the failing
  * part of the plan (see {@link Phase}); no process is left behind. A malformed plan rejects
- * with a TypeError naming the field, before anything is cloned.
+ * with a TypeError naming the field, before anything is cloned. With `holdMountNs`, the
+ * result's `mntnsFd` (when the namespace could be opened) is the caller's to close.
  */
-export async function spawnPlan(plan: SpawnPlan): Promise<{ pid: number; pidfd: number }> {
+export async function spawnPlan(plan: SpawnPlan): Promise<{ pid: number; pidfd: number; mntnsFd?: number }> {
   if (typeof plan !== 'object' || plan === null) throw new TypeError('expected a plan object')
   return addon().spawn({ ...plan, steps: packSteps(plan.steps) })
 }

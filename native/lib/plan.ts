@@ -111,6 +111,12 @@ export interface SpawnPlan {
   joins: { fd: number; nstype: number }[]
   /** Required when joining pid or time namespaces: a first stage joins, the second execs. */
   twoStage: boolean
+  /**
+   * Hold the child's new mount namespace: the result's `mntnsFd` keeps it (and every mount in
+   * it) alive after the child exits, so the unmounting happens when that fd is closed instead
+   * of inside the child's exit, before its report. Only meaningful with CLONE_NEWNS.
+   */
+  holdMountNs?: boolean
   /** A cgroup2 directory fd for CLONE_INTO_CGROUP. */
   cgroupFd?: number
   /** That directory's path: its cgroup.procs is written instead where clone3 is missing. */

@@ -175,6 +175,7 @@ std::unique_ptr<Plan> parse_plan(Napi::Env env, Napi::Object o) {
   Napi::Value cf = o.Get("cloneFlags");
   p.clone_flags = (uint64_t)get_int(env, cf, "cloneFlags");
   p.two_stage = o.Get("twoStage").ToBoolean();
+  p.hold_mnt_ns = o.Has("holdMountNs") && o.Get("holdMountNs").ToBoolean();
   p.cgroup_fd = o.Has("cgroupFd") && !o.Get("cgroupFd").IsUndefined()
                     ? (int)get_int(env, o.Get("cgroupFd"), "cgroupFd")
                     : -1;
@@ -246,6 +247,7 @@ class SpawnWorker : public Napi::AsyncWorker {
       Napi::Object r = Napi::Object::New(env);
       r.Set("pid", outcome_.pid);
       r.Set("pidfd", outcome_.pidfd);
+      if (outcome_.mntns_fd >= 0) r.Set("mntnsFd", outcome_.mntns_fd);
       deferred_.Resolve(r);
       return;
     }

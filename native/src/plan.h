@@ -101,6 +101,10 @@ struct Plan {
   // Joining a pid or time namespace only affects children: then a first stage joins and clones
   // the real child as our sibling (CLONE_PARENT).
   bool two_stage = false;
+  // Open the child's (new) mount namespace before letting it run, and hand the fd back: while
+  // it is open, the namespace outlives the child, so the unmounting of everything in it is not
+  // part of the child's exit (and its report) but happens whenever the fd is closed.
+  bool hold_mnt_ns = false;
   // cgroup2 directory fd for CLONE_INTO_CGROUP, or -1; and that directory's path, whose
   // cgroup.procs the parent writes instead when clone3 is not available.
   int cgroup_fd = -1;

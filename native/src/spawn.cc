@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -236,6 +237,15 @@ SpawnOutcome spawn_process(Plan& plan) {
     if (int e = write_file(path, replace_pid(w.data, pid))) return fail_after_clone("write", path, e);
   }
 
+  // Opened while the child waits, so it is the namespace the clone made (and not yet gone).
+  // A failure only means the namespace is not held: the exit then unmounts it as usual.
+  Fd mntns;
+  if (plan.hold_mnt_ns) {
+    char ns_path[64];
+    snprintf(ns_path, sizeof ns_path, "/proc/%d/ns/mnt", pid);
+    mntns.reset(open(ns_path, O_RDONLY | O_CLOEXEC));
+  }
+
   char go = 1;
   if (write(sync_write.fd, &go, 1) != 1) return fail_after_clone("write", "spawn sync pipe", errno);
 
@@ -246,6 +256,7 @@ SpawnOutcome spawn_process(Plan& plan) {
     // EOF: the report pipe closed on exec. The program runs.
     out.pid = pid;
     out.pidfd = target_fd.release();
+    out.mntns_fd = mntns.fd >= 0 ? mntns.release() : -1;
     return out;
   }
   reap(target_fd.fd);

@@ -11,6 +11,8 @@ namespace ctr {
 struct SpawnOutcome {
   int pid = -1;
   int pidfd = -1;
+  // The child's mount namespace, when the plan asked to hold it (and it could be opened).
+  int mntns_fd = -1;
   // On failure: err != 0. A child-side failure has phase/index from its report; a parent-side
   // one has phase = -1 and names the syscall and path.
   int err = 0;

@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import os from 'node:os'
 import type { Readable, Writable } from 'node:stream'
 import { watchExit, type ExitWatcher } from '@ctr/native'
@@ -28,6 +29,7 @@ export class RunningChild implements Child {
     readonly pid: number,
     pidfd: number,
     streams: { stdin: Writable | null; stdout: Readable | null; stderr: Readable | null },
+    mountNamespaceFd?: number,
   ) {
     this.stdin = streams.stdin
     this.stdout = streams.stdout
@@ -37,6 +39,11 @@ export class RunningChild implements Child {
     this.watcher = watchExit(pidfd, (code, signal) => {
       this.done = true
       settle({ code, signal: signal === null ? null : signalName(signal) })
+      // The child's mount namespace, held since the spawn (`holdMountNs`): with it open, the
+      // kernel did not unmount the container's ~25 mounts (and wait for an RCU grace period)
+      // inside the exit, before reporting it. They go now, on a thread-pool thread, after the
+      // exit has been reported.
+      if (mountNamespaceFd !== undefined) fs.close(mountNamespaceFd, () => {})
     })
   }
 

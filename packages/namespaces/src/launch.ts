@@ -131,7 +131,7 @@ export interface LaunchContext {
 
 /** Runs the plan; owns (and always closes) the joins' fds, the cgroup fd and the stdio fds. */
 export async function launch(ctx: LaunchContext): Promise<Child> {
-  let result: { pid: number; pidfd: number }
+  let result: { pid: number; pidfd: number; mntnsFd?: number }
   try {
     if (ctx.signal?.aborted) throw new AbortError(ctx.signal.reason)
     try {
@@ -152,7 +152,7 @@ export async function launch(ctx: LaunchContext): Promise<Child> {
     ctx.joins.close()
     ctx.placement.close()
   }
-  const child = new RunningChild(result.pid, result.pidfd, ctx.stdio.commit())
+  const child = new RunningChild(result.pid, result.pidfd, ctx.stdio.commit(), result.mntnsFd)
   const signal = ctx.signal
   if (signal) {
     const onAbort = () => child.kill('SIGKILL')

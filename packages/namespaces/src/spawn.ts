@@ -96,6 +96,8 @@ export async function spawn(options: SpawnOptions): Promise<Child> {
     fds: stdio.moves,
     steps: steps.steps,
     exec: { path: o.argv[0]!, argv: o.argv, env: env.list, search: env.path },
+    // The child's own mount namespace is held until its exit has been reported (see RunningChild).
+    ...(created.has('mnt') && !joins.twoStage ? { holdMountNs: true } : {}),
   }
   return launch({ plan, steps, joins, placement, stdio, signal: o.signal })
 }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { busyboxRootfs } from '@ctr/fixtures'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { namespaceId } from '../src/index.js'
-import { numericEntries, run, safeRm, tempDir, type SpawnOpts } from './helpers/util.js'
+import { numericEntries, run, safeRm, start, tempDir, type SpawnOpts } from './helpers/util.js'
 
 type RootfsOpts = NonNullable<SpawnOpts['rootfs']>
 
@@ -396,5 +396,43 @@ describe('seccomp', () => {
   it('a malformed filter is refused before anything starts, naming the field', async () => {
     await expect(run({ argv: ['/bin/true'], seccomp: { filter: Buffer.alloc(7) } }))
       .rejects.toMatchObject({ code: 'ERR_CTR_INVALID_OPTIONS', field: 'seccomp.filter' })
+  })
+})
+
+describe('the mount namespace after the exit', () => {
+  /** Our fds that are open on a mount namespace, as their `mnt:[inode]` link text. */
+  function heldMountNamespaces(): string[] {
+    const out: string[] = []
+    for (const fd of fs.readdirSync('/proc/self/fd')) {
+      try {
+        const link = fs.readlinkSync(`/proc/self/fd/${fd}`)
+        if (link.startsWith('mnt:[')) out.push(link)
+      } catch {
+        // closed since the listing
+      }
+    }
+    return out
+  }
+
+  it('is held while the child runs and released once its exit is reported', async () => {
+    const before = heldMountNamespaces()
+    const child = await start({ argv: ['/bin/sh', '-c', 'read x'], namespaces: ['mnt', 'pid'], rootfs: { path: root }, stdio: ['pipe', 'ignore', 'ignore'] })
+    // Held: the spawn opened the child's own namespace (so its exit does not unmount it all).
+    const childNs = fs.readlinkSync(`/proc/${child.pid}/ns/mnt`)
+    expect(childNs).not.toBe(fs.readlinkSync('/proc/self/ns/mnt'))
+    expect(heldMountNamespaces().filter((l) => l === childNs)).toHaveLength(1)
+    child.stdin!.end('\n')
+    expect(await child.exited).toEqual({ code: 0, signal: null })
+    // Released right after, on a thread-pool thread: no fd left behind.
+    for (let i = 0; i < 100 && heldMountNamespaces().length > before.length; i++) await new Promise((r) => setTimeout(r, 10))
+    expect(heldMountNamespaces()).toEqual(before)
+  })
+
+  it('is not held for a child that shares ours', async () => {
+    const before = heldMountNamespaces()
+    const child = await start({ argv: ['/bin/sh', '-c', 'read x'], namespaces: ['pid'], stdio: ['pipe', 'ignore', 'ignore'] })
+    expect(heldMountNamespaces()).toEqual(before)
+    child.stdin!.end('\n')
+    await child.exited
   })
 })

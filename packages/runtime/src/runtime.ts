@@ -182,8 +182,11 @@ export class Runtime {
    */
   async removeInBackground(c: Container): Promise<void> {
     await this.states.releaseName(c.id, c.name).catch(() => {})
-    const p: Promise<void> = c
-      .delete({ force: true })
+    // From the next turn of the event loop, not this one: run() returns first, and a caller
+    // that starts its next container at once gets that container's first steps in ahead of
+    // this removal's (the removal then fills the time that start spends waiting on the kernel).
+    const p: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => c.delete({ force: true }))
       .catch((err: unknown) => void this.#failures.push(err))
       .finally(() => {
         this.#pending.delete(p)
