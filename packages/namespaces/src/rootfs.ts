@@ -75,7 +75,9 @@ export function addRootfsSteps(list: StepList, rootfs: RootfsOptions, ctx: Rootf
     if (fsys.cwd) list.add({ op: Op.Chdir, s: [fsys.cwd] }, { step: `chdir ${fsys.cwd}`, syscall: 'chdir', path: fsys.cwd })
     list.mount(fsys.source ?? fsys.type, root, fsys.type, fsys.flags ?? 0, fsys.data ?? null, `mount ${fsys.type} on ${root}`)
   }
-  list.mount(root, root, null, MS.BIND | MS.REC, null, `bind ${root} onto itself`)
+  // pivot_root needs the new root to be a mount point: a plain directory is bound onto itself;
+  // a file system just mounted there already is one.
+  if (!fsys) list.mount(root, root, null, MS.BIND | MS.REC, null, `bind ${root} onto itself`)
   list.add({ op: Op.RootOpen, s: [root] }, { step: `open the new root ${root}`, syscall: 'open', path: root })
 
   list.mkdirIn('/proc', 0o555)

@@ -23,7 +23,8 @@ export type MountSpec =
 
 /**
  * The root filesystem of the child. Before exec the child, in its own mount namespace, makes
- * mount propagation private, binds `path` onto itself, mounts `/proc`, a tmpfs `/dev` with
+ * mount propagation private, mounts `filesystem` on `path` or else binds `path` onto itself
+ * (pivot_root needs a mount point), mounts `/proc`, a tmpfs `/dev` with
  * the standard device nodes, `/dev/pts`, `/dev/shm`, `/dev/mqueue`, a read-only `/sys`,
  * applies `mounts`, pivots into it and detaches the old root, then masks `maskedPaths` and
  * makes `readonlyPaths` read-only (both default to runc's lists).
