@@ -178,7 +178,11 @@ export interface Child {
   readonly stdout: Readable | null
   /** Readable end of the child's stderr when it is `'pipe'`. */
   readonly stderr: Readable | null
-  /** Settles once the child has exited and been reaped. Never rejects. */
+  /**
+   * Settles once the child has exited and been reaped. Never rejects. A child with a mount
+   * namespace of its own has it held until then: its mounts go right after, on a thread-pool
+   * thread, instead of delaying the exit (they were only ever visible inside it).
+   */
   readonly exited: Promise<ExitStatus>
   /** Sends a signal (default SIGTERM) through the pidfd. False once the child has exited. */
   kill(signal?: NodeJS.Signals | number): boolean
