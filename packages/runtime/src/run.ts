@@ -45,7 +45,10 @@ export interface RunOptions {
   network?: 'none' | 'host' | 'bridge' | (string & {})
   /** Name servers for /etc/resolv.conf on a bridge network (default the host's, minus loopback ones). */
   dns?: string[]
-  /** Published ports: `'8080:80'`, `'127.0.0.1:5353:53/udp'`, or objects. */
+  /**
+   * Published ports: `'8080:80'`, `'127.0.0.1:5353:53/udp'`, `'[::1]:8080:80'`, or objects. Without
+   * a host address a port listens on every IPv4 and IPv6 address of the host, as Docker's does.
+   */
   publish?: (string | { hostPort: number; containerPort: number; protocol?: 'tcp' | 'udp'; hostIp?: string })[]
   tty?: boolean
   /** A tiny PID 1 that reaps zombies and forwards signals. */

@@ -124,6 +124,21 @@ describe('planRun', () => {
     expect(await bad(['--env-file', path.join(dir, 'missing')])).toMatch(/--env-file .*no such file/)
     expect(await bad(['-e', '=x'])).toMatch(/"-e, --env"/)
     expect(await bad(['--security-opt', 'seccomp=/nonexistent.json'])).toMatch(/cannot read the seccomp profile/)
+    expect(await bad(['--network', 'net1', '-p', '[::1:8080:80'])).toMatch(/"-p, --publish"/)
+    expect(await bad(['--network', 'net1', '-p', '[1.2.3.4]:8080:80'])).toMatch(/"-p, --publish"/)
+    expect(await bad(['--network', 'net1', '-p', '[fe80::zz]:8080:80'])).toMatch(/"-p, --publish"/)
+    expect(await bad(['--network', 'net1', '-p', '8080:70000'])).toMatch(/out of range/)
+  })
+
+  it('takes -p with an IPv4 address, an IPv6 one in brackets, or none', async () => {
+    const p = parseCommand(RUN_SPEC, ['--network', 'net1', '-p', '8080:80', '-p', '127.0.0.1:5353:53/udp', '-p', '[::1]:8443:443', '-p', '[2001:db8::1]:9000:9000/udp', 'img'])
+    const plan = await planRun(p.values, p.args, {}, dir)
+    expect(plan.create.publish).toEqual([
+      { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+      { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIp: '127.0.0.1' },
+      { hostPort: 8443, containerPort: 443, protocol: 'tcp', hostIp: '::1' },
+      { hostPort: 9000, containerPort: 9000, protocol: 'udp', hostIp: '2001:db8::1' },
+    ])
   })
 })
 

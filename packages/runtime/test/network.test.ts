@@ -39,6 +39,8 @@ afterAll(async () => {
 const UDP_ECHO = "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('pong:'+m,r.port,r.address));s.bind(5353)"
 const UDP_ASK = "const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{console.log(String(m));process.exit(0)});" +
   "s.send('ping',Number(process.argv[1]),'127.0.0.1');setTimeout(()=>process.exit(1),500)"
+/** UDP_ASK over IPv6, to ::1. */
+const UDP_ASK6 = UDP_ASK.replace("createSocket('udp4')", "createSocket('udp6')").replace("'127.0.0.1'", "'::1'")
 
 /** Retries `f` for up to ~3 s (a server that has just started may not listen yet). */
 async function retry<T>(f: () => Promise<T>): Promise<T> {
@@ -130,10 +132,11 @@ describe('bridge networks', () => {
     expect(await host.snapshot()).toEqual(clean)
   })
 
-  it('a published port answers from the host netns (tcp and udp)', async () => {
+  it('a published port answers from the host netns (tcp and udp, IPv4 and IPv6)', async () => {
     const net = await Network.create({ name: 'pub', runtime: rt })
     const web = await rt.create({
-      image: env.image, name: 'pweb', network: 'pub', publish: ['18080:8080', { hostPort: 15353, containerPort: 5353, protocol: 'udp', hostIp: '127.0.0.1' }],
+      image: env.image, name: 'pweb', network: 'pub',
+      publish: ['18080:8080', '[::1]:18081:8080', '15354:5353/udp', { hostPort: 15353, containerPort: 5353, protocol: 'udp', hostIp: '127.0.0.1' }],
       // busybox has no UDP server: the host's node (with its libraries) answers datagrams.
       mounts: [
         { type: 'bind', source: '/usr', target: '/usr', readonly: true },
@@ -147,6 +150,14 @@ describe('bridge networks', () => {
       expect(await retry(() => host.exec(['busybox', 'timeout', '5', 'busybox', 'wget', '-qO-', 'http://127.0.0.1:18080/hostname']))).toBe('pweb\n')
       expect(await host.exec(['busybox', 'timeout', '5', 'busybox', 'wget', '-qO-', `http://${net.gateway}:18080/hostname`])).toBe('pweb\n')
       expect(await retry(() => host.exec([process.execPath, '-e', UDP_ASK, '15353']))).toBe('pong:ping\n')
+      // No host address: IPv6 as well, on the same port (one dual-stack socket), for tcp and udp.
+      expect(await host.exec(['busybox', 'timeout', '5', 'busybox', 'wget', '-qO-', 'http://[::1]:18080/hostname'])).toBe('pweb\n')
+      expect(await host.exec([process.execPath, '-e', UDP_ASK, '15354'])).toBe('pong:ping\n')
+      expect(await host.exec([process.execPath, '-e', UDP_ASK6, '15354'])).toBe('pong:ping\n')
+      // An address given is that address only: [::1] and not 127.0.0.1; 127.0.0.1 and not ::1.
+      expect(await host.exec(['busybox', 'timeout', '5', 'busybox', 'wget', '-qO-', 'http://[::1]:18081/hostname'])).toBe('pweb\n')
+      await expect(host.exec(['busybox', 'timeout', '2', 'busybox', 'wget', '-qO-', 'http://127.0.0.1:18081/hostname'])).rejects.toThrow()
+      await expect(host.exec([process.execPath, '-e', UDP_ASK6, '15353'])).rejects.toThrow()
       // A taken host port fails the start, naming the port, and leaves nothing behind.
       const clash = await rt.create({ image: env.image, name: 'clash', network: 'pub', publish: ['18080:80'], cmd: ['busybox', 'sleep', '60'] })
       await expect(clash.start()).rejects.toThrow(/18080\/tcp/)

@@ -37,7 +37,7 @@ export const RUN_SPEC: CommandSpec = {
     { name: 'ulimit', type: 'string', multiple: true, value: 'ulimit', description: 'Resource limit: name=soft[:hard], e.g. nofile=1024:2048' },
     { name: 'network', type: 'string', value: 'network', description: 'none (default: own namespace with lo up), host, bridge (the default network) or a network’s name' },
     { name: 'net', type: 'string', value: 'network', description: 'Alias of --network' },
-    { name: 'publish', short: 'p', type: 'string', multiple: true, value: 'list', description: 'Publish a port on the host: [ip:]hostPort:containerPort[/tcp|udp] (needs a bridge network)' },
+    { name: 'publish', short: 'p', type: 'string', multiple: true, value: 'list', description: 'Publish a port on the host: [ip:]hostPort:containerPort[/tcp|udp], an IPv6 ip in brackets; without ip on every IPv4 and IPv6 address (needs a bridge network)' },
     { name: 'dns', type: 'string', multiple: true, value: 'list', description: 'Name server for the container’s /etc/resolv.conf (bridge networks)' },
     { name: 'read-only', type: 'boolean', description: 'Mount the container’s root filesystem read-only' },
     { name: 'user', short: 'u', type: 'string', value: 'string', description: 'Username or UID (format: <name|uid>[:<group|gid>])' },

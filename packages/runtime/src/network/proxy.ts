@@ -4,6 +4,7 @@
  * `hostIp:hostPort` and relaying TCP connections and UDP datagrams to the container's
  * address. It dies with its container (killed on exit/delete) or with us (PDEATHSIG).
  */
+import { isIP } from 'node:net'
 import { readText, spawn, type Child } from '@ctr/namespaces'
 import { RuntimeError } from '../errors.js'
 import type { NetnsRef } from './netlink.js'
@@ -12,7 +13,11 @@ export interface PublishedPort {
   hostPort: number
   containerPort: number
   protocol: 'tcp' | 'udp'
-  /** Default 0.0.0.0. */
+  /**
+   * The host address to listen on, IPv4 or IPv6. Without one, every address of both families
+   * (as Docker's `-p 8080:80` does): one dual-stack socket on `::`, or `0.0.0.0` alone where the
+   * host has no IPv6.
+   */
   hostIp?: string
 }
 
@@ -21,42 +26,55 @@ const net = require('net'), dgram = require('dgram')
 const { target, ports } = JSON.parse(process.argv[1])
 let pending = ports.length
 const ready = () => { if (--pending === 0) process.stdout.write('ready\n') }
-const fail = (p, e) => { process.stderr.write(p.hostIp + ':' + p.hostPort + '/' + p.protocol + ': ' + e.message + '\n'); process.exit(1) }
+const where = (ip, p) => (ip.includes(':') ? '[' + ip + ']' : ip) + ':' + p.hostPort + '/' + p.protocol
+const fail = (ip, p, e) => { process.stderr.write(where(ip, p) + ': ' + e.message + '\n'); process.exit(1) }
+// No host address: one dual-stack socket on :: (IPv4 arrives as ::ffff:a.b.c.d), or 0.0.0.0
+// where the host has no IPv6 at all. An IPv6 address given is that address only.
+const noIpv6 = (e) => e.code === 'EAFNOSUPPORT' || e.code === 'EADDRNOTAVAIL' || e.code === 'EPROTONOSUPPORT'
+function listen(p, start) {
+  if (p.hostIp) return start(p.hostIp, p.hostIp.includes(':') ? true : undefined, (e) => fail(p.hostIp, p, e))
+  start('::', false, (e) => (noIpv6(e) ? start('0.0.0.0', undefined, (e4) => fail('0.0.0.0', p, e4)) : fail('::', p, e)))
+}
 for (const p of ports) {
   if (p.protocol === 'tcp') {
-    const srv = net.createServer((c) => {
-      const u = net.connect(p.containerPort, target)
-      const end = () => { c.destroy(); u.destroy() }
-      c.on('error', end); u.on('error', end); c.on('close', end); u.on('close', end)
-      c.pipe(u); u.pipe(c)
+    listen(p, (ip, ipv6Only, onError) => {
+      const srv = net.createServer((c) => {
+        const u = net.connect(p.containerPort, target)
+        const end = () => { c.destroy(); u.destroy() }
+        c.on('error', end); u.on('error', end); c.on('close', end); u.on('close', end)
+        c.pipe(u); u.pipe(c)
+      })
+      srv.once('error', onError)
+      srv.listen({ port: p.hostPort, host: ip, ...(ipv6Only === undefined ? {} : { ipv6Only }) }, ready)
     })
-    srv.on('error', (e) => fail(p, e))
-    srv.listen(p.hostPort, p.hostIp, ready)
   } else {
-    const s = dgram.createSocket('udp4')
-    const peers = new Map()
-    s.on('error', (e) => fail(p, e))
-    s.on('message', (msg, from) => {
-      const key = from.address + ':' + from.port
-      let u = peers.get(key)
-      if (!u) {
-        u = { sock: dgram.createSocket('udp4'), timer: null }
-        u.sock.on('message', (reply) => s.send(reply, from.port, from.address))
-        u.sock.on('error', () => {})
-        peers.set(key, u)
-      }
-      clearTimeout(u.timer)
-      u.timer = setTimeout(() => { u.sock.close(); peers.delete(key) }, 30000)
-      u.sock.send(msg, p.containerPort, target)
-    })
-    s.bind(p.hostPort, p.hostIp, ready)
+    listen(p, (ip, ipv6Only, onError) => relayUdp(p, ip, ipv6Only, onError))
   }
+}
+function relayUdp(p, ip, ipv6Only, onError) {
+  const s = dgram.createSocket(ipv6Only === undefined ? 'udp4' : { type: 'udp6', ipv6Only })
+  const peers = new Map()
+  s.once('error', onError)
+  s.on('message', (msg, from) => {
+    const key = from.address + ':' + from.port
+    let u = peers.get(key)
+    if (!u) {
+      u = { sock: dgram.createSocket('udp4'), timer: null }
+      u.sock.on('message', (reply) => s.send(reply, from.port, from.address))
+      u.sock.on('error', () => {})
+      peers.set(key, u)
+    }
+    clearTimeout(u.timer)
+    u.timer = setTimeout(() => { u.sock.close(); peers.delete(key) }, 30000)
+    u.sock.send(msg, p.containerPort, target)
+  })
+  s.bind(p.hostPort, ip, ready)
 }
 `
 
 /** Starts the proxy and resolves once every port listens; rejects with the proxy's error. */
 export async function startProxy(netns: NetnsRef | undefined, target: string, ports: PublishedPort[]): Promise<Child> {
-  const spec = JSON.stringify({ target, ports: ports.map((p) => ({ ...p, hostIp: p.hostIp ?? '0.0.0.0' })) })
+  const spec = JSON.stringify({ target, ports })
   const child = await spawn({
     argv: [process.execPath, '-e', PROXY_SOURCE, spec],
     env: {},
@@ -80,14 +98,22 @@ export async function startProxy(netns: NetnsRef | undefined, target: string, po
   return child
 }
 
-/** Parses Docker's `-p [hostIp:]hostPort:containerPort[/tcp|udp]`. */
+/**
+ * Parses Docker's `-p [hostIp:]hostPort:containerPort[/tcp|udp]`, an IPv6 host address in
+ * brackets (`[::1]:8080:80`).
+ */
 export function parsePublish(spec: string): PublishedPort {
-  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec)
-  if (!m) throw new RuntimeError('ERR_RUNTIME_INVALID_OPTIONS', `publish: "${spec}" is not [hostIp:]hostPort:containerPort[/tcp|udp]`, { field: 'publish' })
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+|\[[0-9A-Fa-f:.]+\]):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec)
+  const bracketed = m?.[1]?.startsWith('[')
+  const hostIp = bracketed ? m![1]!.slice(1, -1) : m?.[1]
+  // An IPv6 address in brackets, an IPv4 one without.
+  if (!m || (hostIp !== undefined && isIP(hostIp) !== (bracketed ? 6 : 4))) {
+    throw new RuntimeError('ERR_RUNTIME_INVALID_OPTIONS', `publish: "${spec}" is not [hostIp:]hostPort:containerPort[/tcp|udp]`, { field: 'publish' })
+  }
   const hostPort = Number(m[2])
   const containerPort = Number(m[3])
   for (const p of [hostPort, containerPort]) {
     if (p < 1 || p > 65535) throw new RuntimeError('ERR_RUNTIME_INVALID_OPTIONS', `publish: port ${p} out of range`, { field: 'publish' })
   }
-  return { hostPort, containerPort, protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', ...(m[1] ? { hostIp: m[1] } : {}) }
+  return { hostPort, containerPort, protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', ...(hostIp ? { hostIp } : {}) }
 }

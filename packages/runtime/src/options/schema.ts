@@ -3,6 +3,7 @@
  * often come from users of a code runner, so every field is validated and an error names it.
  */
 import { Readable, Writable } from 'node:stream'
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { invalidOption } from '../errors.js'
 import { parseSize } from './units.js'
@@ -56,7 +57,7 @@ export const containerFields = {
       hostPort: z.number().int().min(1).max(65535),
       containerPort: z.number().int().min(1).max(65535),
       protocol: z.enum(['tcp', 'udp']).optional(),
-      hostIp: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'an IPv4 address').optional(),
+      hostIp: z.string().refine((ip) => isIP(ip) !== 0, 'an IPv4 or IPv6 address').optional(),
     }),
   ])).max(256).optional(),
   tty: z.boolean().optional(),
