@@ -40,7 +40,6 @@ export interface CgroupStats {
   psi?: { cpu?: Psi; memory?: Psi; io?: Psi }
 }
 
-/** Parses a PSI file ("some avg10=0.00 avg60=0.00 avg300=0.00 total=0"). */
 /**
  * What a finished job used, read from as few files as possible (two or three, against a dozen
  * for {@link CgroupStats}): peak memory and CPU time.
@@ -51,6 +50,7 @@ export interface CgroupUsage {
   cpu: { usageUsec: number; userUsec: number; systemUsec: number }
 }
 
+/** Parses a PSI file ("some avg10=0.00 avg60=0.00 avg300=0.00 total=0"). */
 export function parsePsi(text: string | undefined): Psi | undefined {
   if (!text) return undefined
   const lines: Partial<Record<'some' | 'full', PsiLine>> = {}

@@ -1,8 +1,8 @@
 /** Creating and removing cgroup directories: the parts both versions share. */
 import fsSync, { promises as fs } from 'node:fs'
 import path from 'node:path'
-import { errnoName, mkdirs, rmdirs } from '@ctr/native'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { errnoName, mkdirs, rmdirs } from '@ctr/native'
 import { CgroupError } from './errors.js'
 
 /** mkdir of `dir` below `base` (which exists), one level at a time; returns the levels it made. */

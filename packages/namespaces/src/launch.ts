@@ -1,9 +1,9 @@
-import path from 'node:path'
 /**
  * Shared tail of spawn() and enter(): hand the plan to the native interpreter, turn a failure
  * into a SpawnError that names the step, and wrap a success in a RunningChild.
  */
 import { closeSync, constants, openSync } from 'node:fs'
+import path from 'node:path'
 import { CloneFlag, Phase, spawnPlan, type SpawnPlan } from '@ctr/native'
 import { RunningChild } from './child.js'
 import { AbortError, SpawnError } from './errors.js'

@@ -25,7 +25,6 @@ export async function readCpu(dir: string): Promise<CpuLimits> {
   }
 }
 
-/** Usage from cpuacct (its own directory, or the cpu one when co-mounted) and throttling from cpu.stat. */
 /** CPU time used (cpuacct.usage and cpuacct.stat): the part of {@link cpuStats} a usage report needs. */
 export async function cpuUsage(cpuacctDir: string | undefined): Promise<CgroupUsage['cpu']> {
   const usageNs = cpuacctDir ? Number((await readOptional(path.join(cpuacctDir, 'cpuacct.usage'))) ?? 0) : 0
@@ -37,6 +36,7 @@ export async function cpuUsage(cpuacctDir: string | undefined): Promise<CgroupUs
   }
 }
 
+/** Usage from cpuacct (its own directory, or the cpu one when co-mounted) and throttling from cpu.stat. */
 export async function cpuStats(cpuDir: string | undefined, cpuacctDir: string | undefined): Promise<CgroupStats['cpu']> {
   const used = await cpuUsage(cpuacctDir)
   const throttle = cpuDir ? parseFlatKeyed((await readOptional(path.join(cpuDir, 'cpu.stat'))) ?? '') : {}

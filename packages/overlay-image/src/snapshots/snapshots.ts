@@ -581,7 +581,6 @@ function isMountPoint(path: string): boolean {
   }
 }
 
-
 async function mkdirMode(path: string, mode: number): Promise<void> {
   await mkdir(path, { mode })
   await chmod(path, mode) // the umask narrowed it
