@@ -148,17 +148,16 @@ function buildTree(dir: string, layers: string[], targets: readonly MountTarget[
 export async function ensureInitLayer(paths: StorePaths, chainIds: readonly string[], targets: readonly MountTarget[]): Promise<string | undefined> {
   if (targets.length === 0) return undefined
   const key = initLayerKey(chainIds, targets)
-  const dir = join(paths.root, 'init', key)
+  const dir = paths.initLayer(key)
   const there = lstatOrUndefined(dir)
   if (there?.isDirectory()) return key
   // Layers never change once unpacked: an image that lacks none of the targets is known.
   const complete = `${paths.root}\0${key}`
   if (COMPLETE_IMAGES.has(complete)) return undefined
   const layers = [...chainIds].reverse().map((c) => paths.layerFs(c))
-  const parent = join(paths.root, 'init')
-  const tmp = join(parent, tmpName(`new-${key.slice(0, 12)}`))
+  const tmp = join(paths.initLayers, tmpName(`new-${key.slice(0, 12)}`))
   try {
-    mkdirSync(parent, { recursive: true, mode: 0o700 })
+    mkdirSync(paths.initLayers, { recursive: true, mode: 0o700 })
     mkdirSync(tmp, { mode: 0o755 })
     // The layer's root stands for the image's root (as a snapshot's upper does).
     const top = layers.map((l) => lstatOrUndefined(l)).find((s) => s?.isDirectory())

@@ -523,6 +523,12 @@ async function removeTree(path: string, what: string): Promise<void> {
   }
 }
 
+/** The syscall each fsBatch step makes, for the error of one that failed. */
+const FS_BATCH_SYSCALL: Record<FsBatchStep[0], string> = {
+  [FsBatchOp.Mkdir]: 'mkdir', [FsBatchOp.MkdirExistOk]: 'mkdir', [FsBatchOp.Lchown]: 'chown',
+  [FsBatchOp.Chmod]: 'chmod', [FsBatchOp.WriteNew]: 'write', [FsBatchOp.Rename]: 'rename',
+}
+
 /**
  * The snapshot's directory as one native job (see `fsBatch`): the same entries, owner, modes,
  * record and publishing rename as the durable path, without fsyncs, in one thread-pool trip
@@ -552,7 +558,7 @@ async function createInOneJob(snapshots: string, tmp: string, dir: string, recor
   if (step[0] === S.Rename && (code === 'ENOTEMPTY' || code === 'EEXIST')) {
     throw new StoreError('ERR_STORE_EXISTS', `snapshot ${record.id} already exists`, { path: dir })
   }
-  const what = ['mkdir', 'chown', 'chmod', 'write', 'rename', 'mkdir'][step[0]]!
+  const what = FS_BATCH_SYSCALL[step[0]]
   throw ioError(what, step[1], Object.assign(new Error(code), { code, errno: -failed.errno }))
 }
 
