@@ -84,6 +84,14 @@ export class Placement {
     }
   }
 
+  /** The plan's cgroup fields: the cgroup2 directory to clone into, the v1 `tasks` files to join. */
+  planFields(): Pick<SpawnPlan, 'cgroupFd' | 'cgroupPath' | 'cgroupTasks'> {
+    return {
+      ...(this.fd === undefined ? {} : { cgroupFd: this.fd, cgroupPath: this.path! }),
+      ...(this.tasks.length > 0 ? { cgroupTasks: this.tasks } : {}),
+    }
+  }
+
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd)
   }
