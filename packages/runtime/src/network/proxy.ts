@@ -28,31 +28,29 @@ let pending = ports.length
 const ready = () => { if (--pending === 0) process.stdout.write('ready\n') }
 const where = (ip, p) => (ip.includes(':') ? '[' + ip + ']' : ip) + ':' + p.hostPort + '/' + p.protocol
 const fail = (ip, p, e) => { process.stderr.write(where(ip, p) + ': ' + e.message + '\n'); process.exit(1) }
-// No host address: one dual-stack socket on :: (IPv4 arrives as ::ffff:a.b.c.d), or 0.0.0.0
-// where the host has no IPv6 at all. An IPv6 address given is that address only.
 const noIpv6 = (e) => e.code === 'EAFNOSUPPORT' || e.code === 'EADDRNOTAVAIL' || e.code === 'EPROTONOSUPPORT'
-function listen(p, start) {
-  if (p.hostIp) return start(p.hostIp, p.hostIp.includes(':') ? true : undefined, (e) => fail(p.hostIp, p, e))
-  start('::', false, (e) => (noIpv6(e) ? start('0.0.0.0', undefined, (e4) => fail('0.0.0.0', p, e4)) : fail('::', p, e)))
+// An address given is that address only. None is every address: one dual-stack socket on ::
+// (IPv4 arrives as ::ffff:a.b.c.d), or 0.0.0.0 where the host has no IPv6 at all.
+function listen(p, relay) {
+  if (p.hostIp) return relay(p, p.hostIp, (e) => fail(p.hostIp, p, e))
+  relay(p, '::', (e) => (noIpv6(e) ? relay(p, '0.0.0.0', (e4) => fail('0.0.0.0', p, e4)) : fail('::', p, e)))
 }
-for (const p of ports) {
-  if (p.protocol === 'tcp') {
-    listen(p, (ip, ipv6Only, onError) => {
-      const srv = net.createServer((c) => {
-        const u = net.connect(p.containerPort, target)
-        const end = () => { c.destroy(); u.destroy() }
-        c.on('error', end); u.on('error', end); c.on('close', end); u.on('close', end)
-        c.pipe(u); u.pipe(c)
-      })
-      srv.once('error', onError)
-      srv.listen({ port: p.hostPort, host: ip, ...(ipv6Only === undefined ? {} : { ipv6Only }) }, ready)
-    })
-  } else {
-    listen(p, (ip, ipv6Only, onError) => relayUdp(p, ip, ipv6Only, onError))
-  }
+for (const p of ports) listen(p, p.protocol === 'tcp' ? relayTcp : relayUdp)
+
+function relayTcp(p, ip, onError) {
+  const srv = net.createServer((c) => {
+    const u = net.connect(p.containerPort, target)
+    const end = () => { c.destroy(); u.destroy() }
+    c.on('error', end); u.on('error', end); c.on('close', end); u.on('close', end)
+    c.pipe(u); u.pipe(c)
+  })
+  srv.once('error', onError)
+  // An IPv6 address given takes IPv6 only (an explicit :: too); none is dual-stack.
+  srv.listen({ port: p.hostPort, host: ip, ipv6Only: Boolean(p.hostIp) && ip.includes(':') }, ready)
 }
-function relayUdp(p, ip, ipv6Only, onError) {
-  const s = dgram.createSocket(ipv6Only === undefined ? 'udp4' : { type: 'udp6', ipv6Only })
+
+function relayUdp(p, ip, onError) {
+  const s = dgram.createSocket(ip.includes(':') ? { type: 'udp6', ipv6Only: Boolean(p.hostIp) } : 'udp4')
   const peers = new Map()
   s.once('error', onError)
   s.on('message', (msg, from) => {
